@@ -37,10 +37,13 @@ const char* run_outcome_name(RunOutcome o) {
 
 Scheduler::Scheduler(uint64_t seed, size_t stack_bytes) : random_(seed), stack_bytes_(stack_bytes) {}
 
-Scheduler::~Scheduler() {
+Scheduler::~Scheduler() { kill_all_tasks(); }
+
+void Scheduler::kill_all_tasks() {
   // Unwind unfinished tasks in id order. Destructors that run during the
   // unwinding may call unpark() or schedule events; tearing_down_ makes those
   // harmless.
+  TP_ASSERT_EQ(current_, kNoTask);
   tearing_down_ = true;
   while (!tasks_.empty()) {
     auto node = tasks_.extract(tasks_.begin());
@@ -50,6 +53,7 @@ Scheduler::~Scheduler() {
     node.mapped()->coroutine.reset();
     current_ = kNoTask;
   }
+  while (!events_.empty()) events_.pop();
 }
 
 TaskId Scheduler::spawn(std::string name, std::function<void()> body) {

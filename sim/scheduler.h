@@ -81,6 +81,12 @@ class Scheduler final : public Runtime {
   // after stopped/time_limit/event_limit to continue.
   RunOutcome run(const RunLimits& limits = {});
 
+  // Unwinds every unfinished task (a simulated crash) and drops every pending
+  // event. Objects that tasks use must outlive this call: call it before
+  // destroying them if they are declared after the Scheduler. After it, the
+  // Scheduler accepts no new work. Not callable from a task.
+  void kill_all_tasks();
+
   // Makes run() return `stopped` after the current event. Callable anywhere.
   void request_stop() { stop_requested_ = true; }
 

@@ -82,6 +82,7 @@ TEST(Scheduler, DetectsDeadlockAndNamesBlockedTasks) {
   const std::string report = s.deadlock_report();
   EXPECT_NE(report.find("first (#1) waits for lock-b"), std::string::npos) << report;
   EXPECT_NE(report.find("second (#2) waits for lock-a"), std::string::npos) << report;
+  s.kill_all_tasks();  // the locks die before the scheduler
 }
 
 TEST(Scheduler, ParkedTaskWithNoWakerIsADeadlock) {
@@ -90,6 +91,7 @@ TEST(Scheduler, ParkedTaskWithNoWakerIsADeadlock) {
   s.spawn("waiter", [&] { never.wait(); });
   EXPECT_EQ(s.run(), RunOutcome::deadlock);
   EXPECT_EQ(s.deadlock_report(), "waiter (#1) waits for never-set");
+  s.kill_all_tasks();
 }
 
 TEST(Scheduler, UnparkBeforeParkIsRemembered) {
@@ -145,6 +147,8 @@ TEST(Scheduler, TeardownUnwindsUnfinishedTasks) {
     }
     EXPECT_EQ(s.run({.max_time = Nanos(1ms)}), RunOutcome::time_limit);
     EXPECT_EQ(destroyed, 0);
+    s.kill_all_tasks();
+    EXPECT_EQ(destroyed, 3);
   }
   EXPECT_EQ(destroyed, 3);
 }
