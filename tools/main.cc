@@ -1,7 +1,139 @@
-// thinp: the command-line front end. See tools/cli.h.
-#include <cstdio>
+// thinp: the command-line front end.
+//
+// One binary for simulation runs and sweeps, pool administration and
+// benchmarks on real devices. Every error is one line on stderr, prefixed
+// "thinp: error:", with exit code 2 for bad arguments and 1 for a failed run
+// or check; nothing here exits with a code of 128 or more.
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "tools/bench_command.h"
+#include "tools/sim_command.h"
+#include "tools/size_arg.h"
+
+namespace thinp::tools {
+namespace {
+
+constexpr int kUsageError = 2;
+
+int usage_error(const std::string& what) {
+  std::cerr << "thinp: error: " << what << "\n";
+  return kUsageError;
+}
+
+// CLI11 messages can span lines; keep the first, which names the problem.
+std::string first_line(const std::string& s) {
+  const size_t nl = s.find('\n');
+  return nl == std::string::npos ? s : s.substr(0, nl);
+}
+
+CLI::App* find_subcommand(CLI::App& app, const std::string& name) {
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+    if (sub->get_name() == name) return sub;
+  }
+  return nullptr;
+}
+
+// CLI11 reports an unknown verb as "A subcommand is required"; this walks the
+// command words first so that the message names the word that is wrong.
+// Returns "" when the words are fine.
+std::string unknown_command_word(CLI::App& app, int argc, char** argv) {
+  CLI::App* level = &app;
+  std::string path = "thinp";
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    const bool has_verbs = !level->get_subcommands([](CLI::App*) { return true; }).empty();
+    if (!has_verbs) return "";
+    if (word == "-h" || word == "--help" || word == "--version") return "";
+    if (word.starts_with("-")) return "unknown option '" + word + "' for '" + path + "'";
+    CLI::App* sub = find_subcommand(*level, word);
+    if (sub == nullptr) return "unknown command '" + word + "' for '" + path + "'";
+    level = sub;
+    path += " " + word;
+  }
+  return "";
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"thinp: thin provisioning v2 engine, simulator and tools", "thinp"};
+  app.set_version_flag("--version", std::string("thinp ") + THINP_VERSION);
+  app.require_subcommand(1);
+
+  // --- sim ------------------------------------------------------------------
+  CLI::App* sim = app.add_subcommand("sim", "deterministic simulation runs and sweeps");
+  sim->require_subcommand(1);
+
+  SimRunArgs run_args;
+  CLI::App* sim_run = sim->add_subcommand("run", "run one seed of a scenario");
+  sim_run->add_option("--scenario", run_args.scenario, "scenario name (disk, ...)")->required();
+  sim_run->add_option("--seed", run_args.seed, "seed")->required();
+  sim_run->add_option("--ops", run_args.ops, "workload length (default: the scenario's)");
+  sim_run->add_flag("--verbose", run_args.verbose, "log every event");
+  sim_run->add_option("--bug", run_args.bugs, "inject a named deliberate bug (for checker tests)");
+
+  SimSweepArgs sweep_args;
+  std::string seeds_text;
+  CLI::App* sim_sweep = sim->add_subcommand("sweep", "run a range of seeds of a scenario");
+  sim_sweep->add_option("--scenario", sweep_args.scenario, "scenario name")->required();
+  sim_sweep->add_option("--seeds", seeds_text, "seed range A..B (inclusive)")->required();
+  sim_sweep->add_option("--ops", sweep_args.ops, "workload length (default: the scenario's)");
+  sim_sweep->add_option("--jobs", sweep_args.jobs, "parallel runs (default: one per core)");
+  sim_sweep->add_option("--bug", sweep_args.bugs, "inject a named deliberate bug");
+
+  // --- bench ----------------------------------------------------------------
+  BenchArgs bench_args;
+  std::string bs_text = "4k";
+  CLI::App* bench = app.add_subcommand("bench", "benchmarks on a real device or file");
+  bench->add_option("--device", bench_args.device, "file, loop device or block device")->required();
+  bench->add_flag("--raw", bench_args.raw, "drive the block device directly, without the engine");
+  bench->add_option("--workload", bench_args.workload, "randread|randwrite|read|write")
+      ->required();
+  bench->add_option("--bs", bs_text, "IO size (e.g. 4k)");
+  bench->add_option("--qd", bench_args.queue_depth, "queue depth");
+  bench->add_option("--seconds", bench_args.seconds, "run time");
+  bench->add_flag("--json", bench_args.json, "print one JSON object");
+
+  const std::string bad_word = unknown_command_word(app, argc, argv);
+  if (!bad_word.empty()) return usage_error(bad_word + " (see thinp --help)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return usage_error(first_line(e.what()));
+  }
+
+  if (sim_run->parsed()) return run_sim_run(run_args);
+  if (sim_sweep->parsed()) {
+    auto seeds = parse_seed_range(seeds_text);
+    if (!seeds.ok()) return usage_error(seeds.status().message());
+    sweep_args.seeds = *seeds;
+    return run_sim_sweep(sweep_args);
+  }
+  if (bench->parsed()) {
+    auto bs = parse_size(bs_text);
+    if (!bs.ok()) return usage_error(bs.status().message());
+    bench_args.block_bytes = *bs;
+    return run_bench(bench_args);
+  }
+  return usage_error("no command given (see thinp --help)");
+}
+
+}  // namespace
+}  // namespace thinp::tools
 
 int main(int argc, char** argv) {
-  std::puts("thinp " THINP_VERSION);
-  return 0;
+  try {
+    return thinp::tools::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "thinp: error: " << e.what() << "\n";
+    return 1;
+  }
 }

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# End-to-end checks of the thinp CLI as a user meets it. Usage: cli_test.sh THINP
+# Each check names what it expects; the script stops at the first failure and
+# prints what the command actually did.
+set -u
+thinp=$1
+failures=0
+checks=0
+
+# expect CODE PATTERN -- ARGS...: exit code CODE, combined output matches PATTERN.
+expect() {
+  local code=$1 pattern=$2
+  shift 3
+  checks=$((checks + 1))
+  local out rc
+  out=$("$thinp" "$@" 2>&1)
+  rc=$?
+  if [ "$rc" -ne "$code" ] || ! grep -qE -- "$pattern" <<<"$out"; then
+    echo "FAIL: thinp $* -> exit $rc (wanted $code), output:"
+    echo "$out" | head -20
+    failures=$((failures + 1))
+  fi
+}
+
+# expect_one_line_error ARGS...: exit 2 and exactly one line on stderr.
+expect_one_line_error() {
+  checks=$((checks + 1))
+  local err rc
+  err=$("$thinp" "$@" 2>&1 >/dev/null)
+  rc=$?
+  if [ "$rc" -ne 2 ] || [ "$(printf '%s\n' "$err" | wc -l)" -ne 1 ] || ! grep -q '^thinp: error: ' <<<"$err"; then
+    echo "FAIL: thinp $* should print one 'thinp: error:' line and exit 2; got exit $rc:"
+    echo "$err"
+    failures=$((failures + 1))
+  fi
+}
+
+expect 0 '^thinp [0-9]+\.[0-9]+\.[0-9]+$' -- --version
+expect 0 'Subcommands:' -- --help
+expect 0 'sweep' -- sim --help
+expect_one_line_error frob
+expect_one_line_error --bogus
+expect_one_line_error sim walk
+expect_one_line_error sim run --scenario disk
+expect_one_line_error sim run --scenario no-such --seed 1
+expect_one_line_error sim sweep --scenario disk --seeds 9..1
+expect_one_line_error sim sweep --scenario disk --seeds x
+expect_one_line_error bench --device /nonexistent --raw --workload randread --bs 4q
+
+# The disk scenario: deterministic digests, different seeds differ, a sweep
+# closes with the counts line.
+if "$thinp" sim run --scenario disk --seed 1 >/dev/null 2>&1; then
+  a=$("$thinp" sim run --scenario disk --seed 7)
+  b=$("$thinp" sim run --scenario disk --seed 7)
+  c=$("$thinp" sim run --scenario disk --seed 8)
+  checks=$((checks + 3))
+  if ! grep -qE 'digest=[0-9a-f]{16}$' <<<"$a"; then echo "FAIL: no digest in: $a"; failures=$((failures + 1)); fi
+  if [ "$a" != "$b" ]; then echo "FAIL: seed 7 twice differs: $a / $b"; failures=$((failures + 1)); fi
+  if [ "${a##*digest=}" = "${c##*digest=}" ]; then echo "FAIL: seeds 7 and 8 share a digest"; failures=$((failures + 1)); fi
+  expect 0 '^20 passed, 0 failed$' -- sim sweep --scenario disk --seeds 1..20 --jobs 2
+  # The checker can fail: with FLUSH broken, some seed must fail and each
+  # failure must come with a replay command.
+  expect 1 'replay: thinp sim run --scenario disk --seed [0-9]+ --bug disk-flush-noop --verbose' \
+    -- sim sweep --scenario disk --seeds 1..40 --bug disk-flush-noop --jobs 2
+else
+  echo "FAIL: thinp sim run --scenario disk --seed 1 failed:"
+  "$thinp" sim run --scenario disk --seed 1 2>&1 | head -5
+  failures=$((failures + 1))
+fi
+
+echo "cli: $((checks - failures)) passed, $failures failed"
+[ "$failures" -eq 0 ]

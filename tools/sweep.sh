@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The main job: a crash-consistency sweep on the simulated disk, from a fresh
+# machine (installs what is missing, builds, then sweeps). Arguments are
+# passed to `thinp sim sweep`; the default sweeps seeds 1..500.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup.sh
+cmake --preset release >/dev/null
+cmake --build --preset release --target thinp
+if [ $# -eq 0 ]; then set -- --scenario disk --seeds 1..500; fi
+exec build/bin/thinp sim sweep "$@"
