@@ -1,0 +1,96 @@
+// What the two space maps share: where their checkpoint pages live, how a
+// page leaves and enters them, and a bounds-checked varint codec.
+//
+// # Where the pages live
+//
+// Each space map owns one contiguous range of metadata blocks, a PageRegion,
+// given to its constructor. Page i of a map lives at region.first + i, always:
+// a page never moves, so the map needs no index of its own pages and a reader
+// needs nothing but the region and the map's size (both from the superblock)
+// to find every page. The region is sized by whoever lays out the metadata
+// device (engine/format/layout.h) for the largest size the map may grow to;
+// growing past it is a no_space error, never a silent overflow. The blocks of
+// the region are themselves metadata blocks: the layout accounts for them in
+// the metadata space map at format time (MetadataSpaceMap::mark_used_at_format)
+// like the superblock and the journal.
+//
+// # How state changes: decide, log, apply
+//
+// While the pool runs, the in-memory maps are authoritative; the pages are a
+// checkpoint of them. Every change is a journal record (engine/journal/
+// record.h), and a transaction uses a map in three steps:
+//
+//   1. decide: `reserve` picks free blocks and takes them out of the free
+//      index so no other transaction can pick them, but changes no count.
+//      (Reference count changes of blocks already in use need no decision:
+//      the caller builds the record and may `check` it first.)
+//   2. log: the caller appends the records to the journal, which assigns each
+//      its LSN.
+//   3. apply: `apply(record, lsn)` changes the counts. The same call replays
+//      the record during recovery.
+//
+// If the transaction gives up between 1 and 2 it calls `cancel`.
+//
+// # Idempotent replay
+//
+// Every page carries, in its block header, the LSN of the newest record it
+// reflects. `apply` changes a page's part of the state only if the record's
+// LSN is greater than the page's LSN, and then raises the page's LSN. A
+// record that spans several pages (a data range crossing a page boundary) is
+// split and judged page by page. This is correct because of two rules the
+// caller keeps:
+//
+//   * Records reach a map in strictly increasing LSN order, live and in
+//     replay (asserted). Live, this means no task may yield between the
+//     journal assigning an LSN and the apply of that record.
+//   * Write-ahead: a page may be written only once the journal is durable up
+//     to the page's LSN (EncodedPage::lsn says how far that must be).
+//
+// So a page with LSN L reflects exactly the records with LSN <= L that touch
+// it, and replaying every committed record in order rebuilds the live state
+// whatever subset of pages was written back before the crash.
+//
+// Reservations, owner locality cursors and the free index are not persisted:
+// the first is per transaction, the other two are rebuilt at load.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "engine/base/status.h"
+#include "engine/base/units.h"
+
+namespace thinp::space_map {
+
+// The metadata blocks [first, first + capacity) that hold a map's pages.
+struct PageRegion {
+  MBlock first;
+  uint64_t capacity = 0;  // in pages
+};
+
+// A page ready to be written at `location`. It must not be written before the
+// journal is durable up to `lsn` (the write-ahead rule); after the write
+// completes the caller tells the map with mark_written(location, lsn).
+struct EncodedPage {
+  MBlock location;
+  Lsn lsn;
+  std::vector<std::byte> bytes;  // kMetadataBlockBytes, sealed
+  uint64_t generation = 0;       // the page's change counter when encoded; not on disk
+};
+
+// Reads one page during load. May suspend (it is called from the loading
+// task); returns the device's error, which load passes on with context.
+using PageReader = std::function<Result<std::vector<std::byte>>(MBlock location)>;
+
+// Unsigned LEB128. put_varint appends; it asserts the output has room (an
+// encoder sizes its output first). get_varint reads at `offset` without going
+// past `end` and returns false on a truncated or over-long (> 64 bits) value.
+inline constexpr size_t kMaxVarintBytes = 10;
+size_t varint_bytes(uint64_t v);
+void put_varint(std::span<std::byte> out, size_t& offset, uint64_t v);
+bool get_varint(std::span<const std::byte> in, size_t& offset, size_t end, uint64_t& v);
+
+}  // namespace thinp::space_map
