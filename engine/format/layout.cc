@@ -48,6 +48,11 @@ uint64_t metadata_space_map_pages(uint64_t metadata_blocks) {
   return div_round_up(metadata_blocks, kMetadataRefcountsPerPage);
 }
 
+uint64_t data_space_map_pages(uint64_t data_blocks, uint64_t blocks_per_page) {
+  TP_ASSERT_GT(blocks_per_page, 0u);
+  return div_round_up(data_blocks, blocks_per_page);
+}
+
 Status validate_geometry(const Geometry& g) {
   TP_RETURN_IF_ERROR(check_data_block_bytes(g.data_block_bytes));
   if (g.metadata_blocks == 0 || g.metadata_blocks > kMetadataBlocksMax) {
@@ -147,16 +152,25 @@ Result<Layout> compute_layout(const Geometry& g, const LayoutOptions& options) {
     return invalid("maximum metadata size of " + std::to_string(metadata_max) +
                    " blocks is outside [" + std::to_string(g.metadata_blocks) + ", 2^40]");
   }
-  const uint64_t dsm_blocks =
-      options.data_space_map_blocks != 0
-          ? options.data_space_map_blocks
-          : std::max(kDataSpaceMapBlocksMin,
-                     div_round_up(g.data_blocks * kDataSpaceMapBytesPerDataBlock,
-                                  kMetadataBlockBytes - 32));
-  if (dsm_blocks < kDataSpaceMapBlocksMin) {
-    return invalid("data space map of " + std::to_string(dsm_blocks) +
-                   " blocks is below the minimum of " + std::to_string(kDataSpaceMapBlocksMin));
+  const uint64_t data_blocks_limit = UINT64_MAX / g.data_block_bytes;
+  const uint64_t data_max =
+      options.data_blocks_max != 0
+          ? options.data_blocks_max
+          : (g.data_blocks > data_blocks_limit / kDataGrowthFactorDefault
+                 ? data_blocks_limit
+                 : g.data_blocks * kDataGrowthFactorDefault);
+  if (data_max < g.data_blocks || data_max > data_blocks_limit) {
+    return invalid("maximum data size of " + std::to_string(data_max) + " blocks is outside [" +
+                   std::to_string(g.data_blocks) + ", " + std::to_string(data_blocks_limit) + "]");
   }
+  const uint64_t per_page = options.data_blocks_per_space_map_page != 0
+                                ? options.data_blocks_per_space_map_page
+                                : kDataBlocksPerSpaceMapPageDefault;
+  if (per_page > kDataBlocksPerSpaceMapPageMax) {
+    return invalid("data space map page of " + std::to_string(per_page) +
+                   " data blocks is larger than 2^32");
+  }
+  const uint64_t dsm_blocks = data_space_map_pages(data_max, per_page);
   const uint64_t msm_blocks = metadata_space_map_pages(metadata_max);
 
   // Each term is at most 2^64 / 4096 or a user's u64: add without overflow.
@@ -174,6 +188,8 @@ Result<Layout> compute_layout(const Geometry& g, const LayoutOptions& options) {
   }
   Layout l;
   l.metadata_blocks_max = metadata_max;
+  l.data_blocks_max = data_max;
+  l.data_blocks_per_space_map_page = per_page;
   l.journal = {MBlock(kSuperblockSlots), journal_blocks};
   l.metadata_space_map = {l.journal.end(), msm_blocks};
   l.data_space_map = {l.metadata_space_map.end(), dsm_blocks};
@@ -213,8 +229,23 @@ Status validate_layout(const Geometry& g, const Layout& l) {
                    " blocks does not match the " + std::to_string(msm_pages) + " pages that " +
                    std::to_string(l.metadata_blocks_max) + " blocks need");
   }
-  TP_RETURN_IF_ERROR(region("data space map", l.data_space_map, l.metadata_space_map.end(),
-                            kDataSpaceMapBlocksMin));
+  if (l.data_blocks_max < g.data_blocks || l.data_blocks_max > UINT64_MAX / g.data_block_bytes) {
+    return invalid("maximum data size of " + std::to_string(l.data_blocks_max) +
+                   " blocks is below the data size or does not fit in 64 bits of bytes");
+  }
+  if (l.data_blocks_per_space_map_page == 0 ||
+      l.data_blocks_per_space_map_page > kDataBlocksPerSpaceMapPageMax) {
+    return invalid("data space map page of " + std::to_string(l.data_blocks_per_space_map_page) +
+                   " data blocks is outside [1, 2^32]");
+  }
+  TP_RETURN_IF_ERROR(region("data space map", l.data_space_map, l.metadata_space_map.end(), 1));
+  const uint64_t dsm_pages =
+      data_space_map_pages(l.data_blocks_max, l.data_blocks_per_space_map_page);
+  if (l.data_space_map.blocks != dsm_pages) {
+    return invalid("data space map of " + std::to_string(l.data_space_map.blocks) +
+                   " blocks does not match the " + std::to_string(dsm_pages) + " pages that " +
+                   std::to_string(l.data_blocks_max) + " data blocks need");
+  }
   TP_RETURN_IF_ERROR(
       region("tree pool", l.tree_pool, l.data_space_map.end(), kTreePoolBlocksMin));
   if (l.tree_pool.end().value() != n) {

@@ -3,10 +3,11 @@
 //
 //   block 0, 1             superblock slots (two alternating copies)
 //   journal                a ring of journal blocks
-//   metadata space map     one u32 refcount per metadata block, 1016 per page,
+//   metadata space map     one u32 refcount per metadata block, 1010 per page,
 //                          sized for metadata_blocks_max so the device can grow
 //   data space map         pages holding the data device's range-refcount
-//                          extent list (format owned by engine/space_map)
+//                          extents, one page per fixed range of data blocks,
+//                          sized for data_blocks_max
 //   tree pool              every other block: device-details and mapping trees
 //
 // The regions are contiguous and in this order; the tree pool runs to the end
@@ -44,21 +45,22 @@ inline constexpr uint64_t kSuperblockSlots = 2;
 inline constexpr uint64_t kJournalBlocksMin = 8;
 inline constexpr uint64_t kJournalBlocksDefaultMax = 1024;
 
-// Metadata space map: one u32 refcount per metadata block after each page's
-// 32-byte block header. u32 rather than u16 because a mapping-tree node can
-// be shared by more than 65535 snapshots.
-inline constexpr uint64_t kMetadataRefcountBytes = 4;
-inline constexpr uint64_t kMetadataRefcountsPerPage = (4096 - 32) / kMetadataRefcountBytes;  // 1016
+// Metadata space map: one u32 refcount per metadata block, 1010 per page
+// after the page's 56-byte header (engine/space_map/metadata_space_map.h owns
+// the page format; layout_test checks that the two agree). u32 rather than u16
+// because a mapping-tree node can be shared by more than 65535 snapshots.
+inline constexpr uint64_t kMetadataRefcountsPerPage = (4096 - 56) / 4;  // 1010
 // By default the metadata space map covers 4x the initial metadata size, so
 // the metadata device can grow fourfold without moving it (0.4% of metadata).
 inline constexpr uint64_t kMetadataGrowthFactorDefault = 4;
 
-// Data space map: by default, 4 bytes of extent list per data block, i.e. a
-// 16-byte extent for every 4 data blocks on average (thinp1's bitmap costs
-// 2 bits per block but needs an overflow tree; the extent list of a pool
-// written by ranges is far shorter than this). Never fewer than 4 pages.
-inline constexpr uint64_t kDataSpaceMapBytesPerDataBlock = 4;
-inline constexpr uint64_t kDataSpaceMapBlocksMin = 4;
+// Data space map: page p holds the extents of data blocks [p * B, (p + 1) * B)
+// (engine/space_map/data_space_map.h owns the page format). B is chosen at
+// format and recorded in the superblock; the region holds a page for every B
+// blocks of data_blocks_max, by default 4x the initial data size.
+inline constexpr uint64_t kDataBlocksPerSpaceMapPageDefault = 16384;
+inline constexpr uint64_t kDataBlocksPerSpaceMapPageMax = uint64_t(1) << 32;
+inline constexpr uint64_t kDataGrowthFactorDefault = 4;
 
 // The pool must leave at least this many blocks for trees.
 inline constexpr uint64_t kTreePoolBlocksMin = 16;
@@ -95,6 +97,8 @@ struct Geometry {
 // Where each structure lives on the metadata device.
 struct Layout {
   uint64_t metadata_blocks_max = 0;  // the metadata space map covers [0, this)
+  uint64_t data_blocks_max = 0;      // the data space map covers [0, this)
+  uint64_t data_blocks_per_space_map_page = kDataBlocksPerSpaceMapPageDefault;
   BlockRange journal;
   BlockRange metadata_space_map;
   BlockRange data_space_map;
@@ -107,7 +111,8 @@ struct Layout {
 struct LayoutOptions {
   uint64_t journal_blocks = 0;
   uint64_t metadata_blocks_max = 0;
-  uint64_t data_space_map_blocks = 0;
+  uint64_t data_blocks_max = 0;
+  uint64_t data_blocks_per_space_map_page = 0;
 };
 
 // The geometry of a pool on two devices of the given sizes. A trailing
@@ -139,5 +144,8 @@ Status validate_layout(const Geometry& geometry, const Layout& layout);
 
 // Pages of metadata space map needed to hold `metadata_blocks` refcounts.
 uint64_t metadata_space_map_pages(uint64_t metadata_blocks);
+
+// Pages of data space map needed for `data_blocks` at `blocks_per_page` (> 0).
+uint64_t data_space_map_pages(uint64_t data_blocks, uint64_t blocks_per_page);
 
 }  // namespace thinp

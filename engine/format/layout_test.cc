@@ -4,6 +4,9 @@
 
 #include <string>
 
+#include "engine/space_map/data_space_map.h"
+#include "engine/space_map/metadata_space_map.h"
+
 namespace thinp {
 namespace {
 
@@ -27,9 +30,11 @@ TEST(Layout, TwoDevicesWithDefaults) {
   ASSERT_TRUE(l.ok()) << l.status().to_string();
   EXPECT_EQ(l->journal, (BlockRange{MBlock(2), 1024}));
   EXPECT_EQ(l->metadata_blocks_max, 4u * 16384);
-  EXPECT_EQ(l->metadata_space_map, (BlockRange{MBlock(1026), 65}));  // ceil(65536 / 1016)
-  EXPECT_EQ(l->data_space_map, (BlockRange{MBlock(1091), 17}));      // ceil(16384 * 4 / 4064)
-  EXPECT_EQ(l->tree_pool, (BlockRange{MBlock(1108), 16384 - 1108}));
+  EXPECT_EQ(l->data_blocks_max, 4u * 16384);
+  EXPECT_EQ(l->data_blocks_per_space_map_page, 16384u);
+  EXPECT_EQ(l->metadata_space_map, (BlockRange{MBlock(1026), 65}));  // ceil(65536 / 1010)
+  EXPECT_EQ(l->data_space_map, (BlockRange{MBlock(1091), 4}));       // 65536 / 16384
+  EXPECT_EQ(l->tree_pool, (BlockRange{MBlock(1095), 16384 - 1095}));
   EXPECT_TRUE(validate_layout(*g, *l).ok());
 }
 
@@ -48,12 +53,13 @@ TEST(Layout, OptionsOverrideDefaults) {
   LayoutOptions o;
   o.journal_blocks = 100;
   o.metadata_blocks_max = 16384;
-  o.data_space_map_blocks = 8;
+  o.data_blocks_max = 2000;
+  o.data_blocks_per_space_map_page = 100;
   Result<Layout> l = compute_layout(*g, o);
   ASSERT_TRUE(l.ok()) << l.status().to_string();
   EXPECT_EQ(l->journal.blocks, 100u);
-  EXPECT_EQ(l->metadata_space_map.blocks, 17u);  // ceil(16384 / 1016)
-  EXPECT_EQ(l->data_space_map.blocks, 8u);
+  EXPECT_EQ(l->metadata_space_map.blocks, 17u);  // ceil(16384 / 1010)
+  EXPECT_EQ(l->data_space_map.blocks, 20u);      // 2000 / 100
 
   o.journal_blocks = 3;
   EXPECT_TRUE(contains(compute_layout(*g, o).status().message(), "below the minimum of 8"));
@@ -61,6 +67,15 @@ TEST(Layout, OptionsOverrideDefaults) {
   o.metadata_blocks_max = 100;
   EXPECT_TRUE(contains(compute_layout(*g, o).status().message(), "maximum metadata size"));
   o.metadata_blocks_max = 0;
+  o.data_blocks_max = 10;
+  EXPECT_TRUE(contains(compute_layout(*g, o).status().message(), "maximum data size"));
+  o.data_blocks_max = 0;
+  o.data_blocks_per_space_map_page = uint64_t(1) << 33;
+  EXPECT_TRUE(contains(compute_layout(*g, o).status().message(), "larger than 2^32"));
+  o.data_blocks_per_space_map_page = 1;
+  o.data_blocks_max = UINT64_MAX / (1 * MiB);  // 2^44 pages: must not fit, nor overflow
+  EXPECT_TRUE(contains(compute_layout(*g, o).status().message(), "is too small"));
+  o = LayoutOptions();
   o.journal_blocks = UINT64_MAX;  // must not overflow the size sum
   EXPECT_TRUE(contains(compute_layout(*g, o).status().message(), "is too small"));
 }
@@ -86,8 +101,8 @@ TEST(Layout, RejectsTooSmallDevices) {
   Result<Layout> l = compute_layout(*g);
   ASSERT_FALSE(l.ok());
   EXPECT_EQ(l.status().message(),
-            "metadata area of 64 KiB (16 blocks) is too small: it needs at least 44 blocks "
-            "(2 superblock, 8 journal, 1 metadata space map, 17 data space map, 16 trees)");
+            "metadata area of 64 KiB (16 blocks) is too small: it needs at least 31 blocks "
+            "(2 superblock, 8 journal, 1 metadata space map, 4 data space map, 16 trees)");
 
   EXPECT_TRUE(contains(geometry_for_two_devices(100, 1 * GiB, 64 * KiB).status().message(),
                        "holds no whole 4 KiB block"));
@@ -159,8 +174,28 @@ TEST(Layout, ValidateLayoutCatchesEachRegion) {
   l.journal.blocks = UINT64_MAX;
   EXPECT_TRUE(contains(validate_layout(g, l).message(), "runs past the end"));
   l = good;
+  l.data_space_map.blocks += 1;
+  EXPECT_TRUE(contains(validate_layout(g, l).message(), "does not match the 4 pages"));
+  l = good;
+  l.data_blocks_per_space_map_page = 0;
+  EXPECT_TRUE(contains(validate_layout(g, l).message(), "outside [1, 2^32]"));
+  l = good;
+  l.data_blocks_max = 1;
+  EXPECT_TRUE(contains(validate_layout(g, l).message(), "maximum data size"));
+  l = good;
   l.metadata_blocks_max = 5;
   EXPECT_TRUE(contains(validate_layout(g, l).message(), "maximum metadata size"));
+}
+
+// The layout sizes the space map regions; the space maps own the page formats.
+// They must agree on how many pages a map needs.
+TEST(Layout, AgreesWithTheSpaceMapsOnPageCounts) {
+  EXPECT_EQ(kMetadataRefcountsPerPage, space_map::kEntriesPerChunk);
+  EXPECT_EQ(kDataBlocksPerSpaceMapPageDefault, space_map::kDefaultDataBlocksPerPage);
+  for (uint64_t n : {uint64_t(1), uint64_t(1009), uint64_t(1010), uint64_t(1011), uint64_t(1) << 30}) {
+    EXPECT_EQ(metadata_space_map_pages(n), space_map::MetadataSpaceMap::chunks_for(n)) << n;
+    EXPECT_EQ(data_space_map_pages(n, 16384), space_map::DataSpaceMap::pages_for(n, 16384)) << n;
+  }
 }
 
 }  // namespace

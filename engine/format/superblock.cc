@@ -41,7 +41,9 @@ constexpr size_t device_details_root = 208;   // u64
 constexpr size_t time = 216;                  // u32
 // 220: u32 reserved
 constexpr size_t transaction_id = 224;        // u64
-constexpr size_t fields_end = 232;            // 232-255 reserved
+constexpr size_t data_blocks_max = 232;       // u64
+constexpr size_t data_blocks_per_space_map_page = 240;  // u64
+constexpr size_t fields_end = 248;            // 248-255 reserved
 constexpr size_t query_area = 256;            // kQueryAreaCapacity entries
 constexpr size_t query_entry_bytes = 32;      // u64 thin, u64 root, u64 lsn, u32 time, u32 0
 constexpr size_t query_area_end = query_area + kQueryAreaCapacity * query_entry_bytes;  // 2304
@@ -158,6 +160,8 @@ Status decode_fields(std::span<const std::byte> b, Superblock& sb) {
   sb.out_of_data_space_mode = static_cast<OutOfDataSpaceMode>(mode);
   TP_ASSIGN_OR_RETURN(sb.zero_new_blocks, get_bool(b, off::zero_new_blocks, "zero-new-blocks"));
   sb.layout.metadata_blocks_max = get_u64(b, off::metadata_blocks_max);
+  sb.layout.data_blocks_max = get_u64(b, off::data_blocks_max);
+  sb.layout.data_blocks_per_space_map_page = get_u64(b, off::data_blocks_per_space_map_page);
   sb.layout.journal = get_range(b, off::journal);
   sb.layout.metadata_space_map = get_range(b, off::metadata_space_map);
   sb.layout.data_space_map = get_range(b, off::data_space_map);
@@ -270,6 +274,8 @@ void encode_superblock(const Superblock& sb, MBlock slot, std::span<std::byte> b
   b[off::zero_new_blocks] = std::byte{sb.zero_new_blocks ? uint8_t(1) : uint8_t(0)};
   put_u32(b, off::pinned_root_count, static_cast<uint32_t>(sb.pinned_roots.size()));
   put_u64(b, off::metadata_blocks_max, sb.layout.metadata_blocks_max);
+  put_u64(b, off::data_blocks_max, sb.layout.data_blocks_max);
+  put_u64(b, off::data_blocks_per_space_map_page, sb.layout.data_blocks_per_space_map_page);
   put_range(b, off::journal, sb.layout.journal);
   put_range(b, off::metadata_space_map, sb.layout.metadata_space_map);
   put_range(b, off::data_space_map, sb.layout.data_space_map);
