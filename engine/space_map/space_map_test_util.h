@@ -1,0 +1,233 @@
+// Test helpers shared by the space map tests: a per-block reference model of
+// the data space map, a log of applied records and a page "disk".
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <rapidcheck.h>
+
+#include "engine/journal/record.h"
+#include "engine/space_map/data_space_map.h"
+#include "engine/space_map/metadata_space_map.h"
+
+namespace thinp::space_map::testing {
+
+// The plain model: block -> count, only nonzero counts stored.
+struct BlockModel {
+  uint64_t nr_blocks = 0;
+  std::map<uint64_t, uint32_t> counts;
+
+  uint32_t at(uint64_t b) const {
+    auto it = counts.find(b);
+    return it == counts.end() ? 0 : it->second;
+  }
+  uint64_t free_blocks() const { return nr_blocks - counts.size(); }
+  bool range_free(uint64_t begin, uint64_t n) const {
+    if (begin + n > nr_blocks) return false;
+    auto it = counts.lower_bound(begin);
+    return it == counts.end() || it->first >= begin + n;
+  }
+  void add(uint64_t begin, uint64_t n, int32_t delta) {
+    for (uint64_t b = begin; b < begin + n; ++b) {
+      const int64_t v = int64_t(at(b)) + delta;
+      if (v == 0) {
+        counts.erase(b);
+      } else {
+        counts[b] = static_cast<uint32_t>(v);
+      }
+    }
+  }
+  // Lengths of the maximal free runs, longest first.
+  std::vector<uint64_t> free_run_lengths() const {
+    std::vector<uint64_t> out;
+    uint64_t pos = 0;
+    for (const auto& [b, c] : counts) {
+      if (b > pos) out.push_back(b - pos);
+      pos = b + 1;
+    }
+    if (nr_blocks > pos) out.push_back(nr_blocks - pos);
+    std::sort(out.rbegin(), out.rend());
+    return out;
+  }
+};
+
+// Per-block nonzero counts as the map reports them.
+inline std::map<uint64_t, uint32_t> expand(const DataSpaceMap& map) {
+  std::map<uint64_t, uint32_t> out;
+  map.for_each_extent([&](DBlock begin, uint64_t length, uint32_t count) {
+    if (count == 0) return;
+    for (uint64_t i = 0; i < length; ++i) out.emplace_hint(out.end(), begin.value() + i, count);
+  });
+  return out;
+}
+
+inline std::vector<std::tuple<uint64_t, uint64_t, uint32_t>> extents_of(const DataSpaceMap& map) {
+  std::vector<std::tuple<uint64_t, uint64_t, uint32_t>> out;
+  map.for_each_extent([&](DBlock b, uint64_t n, uint32_t c) { out.emplace_back(b.value(), n, c); });
+  return out;
+}
+
+inline std::vector<std::pair<uint64_t, uint32_t>> used_of(const MetadataSpaceMap& map) {
+  std::vector<std::pair<uint64_t, uint32_t>> out;
+  map.for_each_used([&](MBlock b, uint32_t c) { out.emplace_back(b.value(), c); });
+  return out;
+}
+
+// A device of metadata pages; written pages only.
+struct PageDisk {
+  std::map<uint64_t, std::vector<std::byte>> pages;
+
+  void write(const EncodedPage& p) { pages[p.location.value()] = p.bytes; }
+  PageReader reader() const {
+    return [this](MBlock at) -> Result<std::vector<std::byte>> {
+      auto it = pages.find(at.value());
+      if (it == pages.end()) {
+        return Status(Errc::io_error, "no page at " + std::to_string(at.value()));
+      }
+      return it->second;
+    };
+  }
+};
+
+// Records in the order they were applied, with their LSNs: the journal.
+struct RecordLog {
+  uint64_t next_lsn = 1;
+  std::vector<std::pair<Lsn, journal::Record>> records;
+
+  template <typename Map, typename R>
+  void apply(Map& map, const R& r) {
+    const Lsn lsn(next_lsn++);
+    map.apply(r, lsn);
+    records.emplace_back(lsn, r);
+  }
+
+  void replay(DataSpaceMap& map) const {
+    for (const auto& [lsn, r] : records) {
+      if (auto* a = std::get_if<journal::DataRangeAlloc>(&r)) map.apply(*a, lsn);
+      if (auto* d = std::get_if<journal::DataRangeRefDelta>(&r)) map.apply(*d, lsn);
+    }
+  }
+  void replay(MetadataSpaceMap& map) const {
+    for (const auto& [lsn, r] : records) {
+      if (auto* m = std::get_if<journal::MetaRefDelta>(&r)) map.apply(*m, lsn);
+    }
+  }
+};
+
+
+// Drives a DataSpaceMap with random operations through the decide / log /
+// apply protocol and checks every answer against a BlockModel as it goes.
+struct DataHarness {
+  DataSpaceMap map;
+  BlockModel model;
+  RecordLog log;
+  std::map<uint64_t, uint64_t> last_end;  // owner -> end of its last reservation
+
+  explicit DataHarness(DataSpaceMap m) : map(std::move(m)) { model.nr_blocks = map.nr_blocks(); }
+
+  void allocate(uint64_t owner, uint64_t n, bool then_cancel) {
+    auto res = map.reserve(ThinId(owner), n);
+    if (n > model.free_blocks()) {
+      RC_ASSERT(!res.ok());
+      RC_ASSERT(res.status().code() == Errc::no_space);
+      return;
+    }
+    RC_ASSERT(res.ok());
+    const auto& runs = res.value();
+    uint64_t total = 0;
+    std::map<uint64_t, uint64_t> seen;
+    for (const auto& r : runs) {
+      RC_ASSERT(r.length > 0);
+      RC_ASSERT(r.owner == ThinId(owner));
+      // Never a block in use, never the same block twice.
+      RC_ASSERT(model.range_free(r.begin.value(), r.length));
+      auto next = seen.lower_bound(r.begin.value());
+      RC_ASSERT(next == seen.end() || next->first >= r.begin.value() + r.length);
+      if (next != seen.begin()) RC_ASSERT(std::prev(next)->second <= r.begin.value());
+      seen[r.begin.value()] = r.begin.value() + r.length;
+      total += r.length;
+    }
+    RC_ASSERT(total == n);
+    // Fewest runs: as many as the longest free runs need.
+    const std::vector<uint64_t> lengths = model.free_run_lengths();
+    size_t fewest = 0;
+    for (uint64_t sum = 0; sum < n; ++fewest) sum += lengths[fewest];
+    RC_ASSERT(runs.size() == fewest);
+    // Locality: continue right after the owner's previous allocation.
+    if (auto it = last_end.find(owner); it != last_end.end() && model.range_free(it->second, n)) {
+      RC_ASSERT(runs.size() == 1u);
+      RC_ASSERT(runs[0].begin == DBlock(it->second));
+    }
+    last_end[owner] = runs.back().begin.value() + runs.back().length;
+    RC_ASSERT(map.count_reserved() == n);
+    for (const auto& r : runs) {
+      if (then_cancel) {
+        map.cancel(r);
+      } else {
+        log.apply(map, r);
+        model.add(r.begin.value(), r.length, +1);
+      }
+    }
+    RC_ASSERT(map.count_reserved() == 0u);
+  }
+
+  // A used stretch starting at a random used block, at most max_len long.
+  std::pair<uint64_t, uint64_t> random_used_range(uint64_t max_len) {
+    auto it = model.counts.begin();
+    std::advance(it, *rc::gen::inRange<size_t>(0, model.counts.size()));
+    const uint64_t begin = it->first;
+    uint64_t n = 0;
+    while (n < max_len && it != model.counts.end() && it->first == begin + n) {
+      ++n;
+      ++it;
+    }
+    return {begin, n};
+  }
+
+  void change(bool increase) {
+    if (model.counts.empty()) return;
+    const auto [begin, n] = random_used_range(*rc::gen::inRange<uint64_t>(1, 40));
+    uint32_t lowest = UINT32_MAX;
+    for (uint64_t b = begin; b < begin + n; ++b) lowest = std::min(lowest, model.at(b));
+    const int32_t delta = increase ? int32_t(*rc::gen::inRange(1, 4))
+                                   : -int32_t(*rc::gen::inRange<uint32_t>(1, lowest + 1));
+    const journal::DataRangeRefDelta r{DBlock(begin), n, delta};
+    RC_ASSERT(map.check(r).ok());
+    log.apply(map, r);
+    model.add(begin, n, delta);
+  }
+
+  void probe_invalid() {
+    const uint64_t b = *rc::gen::inRange<uint64_t>(0, model.nr_blocks);
+    const journal::DataRangeRefDelta r{DBlock(b), 1, model.at(b) == 0 ? +1 : -int32_t(model.at(b)) - 1};
+    RC_ASSERT(map.check(r).code() == Errc::invalid_argument);
+  }
+
+  void random_step() {
+    const int op = *rc::gen::inRange(0, 10);
+    if (op < 4) {
+      allocate(*rc::gen::inRange<uint64_t>(0, 4), *rc::gen::inRange<uint64_t>(1, 24), op == 3);
+    } else if (op < 6) {
+      change(true);
+    } else if (op < 9) {
+      change(false);
+    } else {
+      probe_invalid();
+    }
+  }
+
+  void expect_matches_model() const {
+    RC_ASSERT(map.count_used() == model.counts.size());
+    RC_ASSERT(map.count_free() == model.free_blocks());
+    RC_ASSERT(expand(map) == model.counts);
+    map.check_invariants();
+  }
+};
+
+}  // namespace thinp::space_map::testing
