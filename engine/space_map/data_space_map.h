@@ -70,6 +70,7 @@
 #include "engine/base/status.h"
 #include "engine/base/units.h"
 #include "engine/journal/record.h"
+#include "engine/space_map/data_ref_tally.h"
 #include "engine/space_map/extent_set.h"
 #include "engine/space_map/space_map_page.h"
 
@@ -140,6 +141,10 @@ class DataSpaceMap {
   // For the checker: every extent in address order (count 0 included), as
   // (begin, length, count); neighbouring extents have different counts.
   void for_each_extent(const std::function<void(DBlock, uint64_t, uint32_t)>& fn) const;
+  // Ranges whose count differs from what a walk of the trees found, in
+  // address order, each maximal. Empty when the map is right. O(extents +
+  // tally ranges).
+  std::vector<DataRefMismatch> diff(const DataRefTally& expected) const;
 
   // Recomputes the free index from the extents, as load does. Reservations
   // must be empty. Public so that the benchmark can time it alone.

@@ -132,6 +132,59 @@ TEST(DataSpaceMap, GrowAddsFreeBlocksAtTheEnd) {
   map->check_invariants();
 }
 
+RC_GTEST_PROP(DataSpaceMap, DiffAgainstATallyFindsExactlyTheWrongBlocks, ()) {
+  const uint64_t nr = *rc::gen::inRange<uint64_t>(1, 300);
+  DataHarness h(make_map(nr, *rc::gen::inRange<uint64_t>(1, 64)));
+  const int steps = *rc::gen::inRange(0, 80);
+  for (int i = 0; i < steps; ++i) h.random_step();
+  // A "walk" that found random ranges (some past the end of the device).
+  DataRefTally tally;
+  std::map<uint64_t, uint32_t> walked;  // per block
+  const int ranges = *rc::gen::inRange(0, 20);
+  for (int i = 0; i < ranges; ++i) {
+    const uint64_t b = *rc::gen::inRange<uint64_t>(0, nr + 10);
+    const uint64_t n = *rc::gen::inRange<uint64_t>(0, 30);
+    tally.add(DBlock(b), n);
+    for (uint64_t x = b; x < b + n; ++x) ++walked[x];
+  }
+  // Mostly the truth, so that diffs are sparse.
+  if (*rc::gen::arbitrary<bool>()) {
+    for (const auto& [b, c] : h.model.counts) {
+      tally.add(DBlock(b), 1, c);
+      walked[b] += c;
+    }
+  }
+  std::map<uint64_t, std::pair<uint32_t, uint32_t>> want;  // block -> (expected, actual)
+  for (uint64_t b = 0; b < nr + 40; ++b) {
+    const uint32_t expected = walked.contains(b) ? walked[b] : 0;
+    const uint32_t actual = b < nr ? h.model.at(b) : 0;
+    if (expected != actual) want[b] = {expected, actual};
+  }
+  std::map<uint64_t, std::pair<uint32_t, uint32_t>> got;
+  const std::vector<DataRefMismatch> mismatches = h.map.diff(tally);
+  for (size_t i = 0; i < mismatches.size(); ++i) {
+    const DataRefMismatch& m = mismatches[i];
+    RC_ASSERT(m.length > 0u);
+    if (i > 0) {  // maximal: a touching neighbour differs in what it reports
+      const DataRefMismatch& p = mismatches[i - 1];
+      RC_ASSERT(p.begin + p.length <= m.begin);
+      RC_ASSERT(p.begin + p.length < m.begin || p.expected != m.expected || p.actual != m.actual);
+    }
+    for (uint64_t x = 0; x < m.length; ++x) got[m.begin.value() + x] = {m.expected, m.actual};
+  }
+  RC_ASSERT(got == want);
+}
+
+TEST(DataSpaceMap, TallyKeepsRangesNotBlocks) {
+  DataRefTally tally;
+  tally.add(DBlock(0), 1'000'000);
+  tally.add(DBlock(500'000), 1'000'000);
+  const std::vector<DataExtent> want = {{DBlock(0), 500'000, 1},
+                                        {DBlock(500'000), 500'000, 2},
+                                        {DBlock(1'000'000), 500'000, 1}};
+  EXPECT_EQ(tally.extents(), want);
+}
+
 // The figure the range design exists for: changing the counts of a range of
 // a million blocks is one record, whatever the page size.
 TEST(DataSpaceMapBench, MillionBlockRangeChangeIsOneRecord) {
