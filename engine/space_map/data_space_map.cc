@@ -282,15 +282,16 @@ void DataSpaceMap::for_each_extent(
 
 void DataSpaceMap::rebuild_free_index() {
   TP_ASSERT(reserved_.empty());
-  free_.clear();
   used_ = 0;
+  std::vector<Run> free_runs;
   for (const auto& [begin, x] : extents_) {
     if (x.count == 0) {
-      free_.insert(begin, x.length);
+      free_runs.push_back({begin, x.length});  // canonical extents: never touching
     } else {
       used_ += x.length;
     }
   }
+  free_.assign_sorted(free_runs);
 }
 
 void DataSpaceMap::check_invariants() const {

@@ -162,19 +162,25 @@ TEST(DataSpaceMapBench, LoadVersusRebuildOfFreeIndexFor100kExtents) {
   for (const EncodedPage& p : *pages) disk.write(p);
 
   using Clock = std::chrono::steady_clock;
-  const auto t0 = Clock::now();
-  auto loaded = DataSpaceMap::load(g, disk.reader());
-  const auto t1 = Clock::now();
-  ASSERT_TRUE(loaded.ok());
-  loaded->rebuild_free_index();
-  const auto t2 = Clock::now();
-  EXPECT_EQ(loaded->extent_count(), kExtents);
-  EXPECT_EQ(loaded->free_run_count(), kExtents / 2);
-  EXPECT_EQ(loaded->count_free(), map->count_free());
   auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
-  std::printf("data space map, %llu extents in %zu pages: load (read+verify+decode+rebuild) %.2f ms, "
-              "free-index rebuild alone %.2f ms\n",
-              static_cast<unsigned long long>(kExtents), pages->size(), ms(t1 - t0), ms(t2 - t1));
+  double load_ms = 1e9;
+  double rebuild_ms = 1e9;
+  for (int round = 0; round < 3; ++round) {  // best of three: the machine is shared
+    const auto t0 = Clock::now();
+    auto loaded = DataSpaceMap::load(g, disk.reader());
+    const auto t1 = Clock::now();
+    ASSERT_TRUE(loaded.ok());
+    loaded->rebuild_free_index();
+    const auto t2 = Clock::now();
+    load_ms = std::min(load_ms, ms(t1 - t0));
+    rebuild_ms = std::min(rebuild_ms, ms(t2 - t1));
+    EXPECT_EQ(loaded->extent_count(), kExtents);
+    EXPECT_EQ(loaded->free_run_count(), kExtents / 2);
+    EXPECT_EQ(loaded->count_free(), map->count_free());
+  }
+  std::printf("data space map, %llu extents in %zu pages: load (read+verify+decode+rebuild) "
+              "%.2f ms, of which free-index rebuild %.2f ms\n",
+              static_cast<unsigned long long>(kExtents), pages->size(), load_ms, rebuild_ms);
 }
 
 }  // namespace

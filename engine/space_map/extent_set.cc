@@ -104,6 +104,24 @@ std::optional<Run> ExtentSet::smallest_at_least(uint64_t length) const {
   return Run{it->second, it->first};
 }
 
+void ExtentSet::assign_sorted(const std::vector<Run>& runs) {
+  clear();
+  std::vector<std::pair<uint64_t, uint64_t>> by_length;
+  by_length.reserve(runs.size());
+  uint64_t prev_end = 0;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const Run& r = runs[i];
+    TP_ASSERT_GT(r.length, 0u);
+    if (i > 0) TP_ASSERT_GT(r.begin, prev_end);  // sorted and not touching
+    prev_end = r.end();
+    by_begin_.emplace_hint(by_begin_.end(), r.begin, r.length);
+    by_length.emplace_back(r.length, r.begin);
+    total_blocks_ += r.length;
+  }
+  std::sort(by_length.begin(), by_length.end());
+  for (const auto& e : by_length) by_length_.emplace_hint(by_length_.end(), e);
+}
+
 void ExtentSet::clear() {
   by_begin_.clear();
   by_length_.clear();
