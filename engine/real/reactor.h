@@ -186,6 +186,7 @@ class Reactor final : public Runtime {
   void fire_due_timers();
   void wait_for_events();
   void wait_for_ring(__kernel_timespec* timeout);
+  void poll_ring();
   void submit_pending();
   void reap_ring();
   bool deliver_completions();
