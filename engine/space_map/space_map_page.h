@@ -29,7 +29,12 @@
 //   3. apply: `apply(record, lsn)` changes the counts. The same call replays
 //      the record during recovery.
 //
-// If the transaction gives up between 1 and 2 it calls `cancel`.
+// If the transaction gives up between 1 and 2 it calls `cancel`. After 3
+// there is no undo: a transaction that gives up then logs and applies the
+// inverse records (a negative delta for each allocation) and commits anyway,
+// so that its records always reach the journal in one committed transaction
+// with their inverses; recovery replays committed transactions only, and an
+// inverse without its original would take a count below zero.
 //
 // # Idempotent replay
 //
@@ -43,8 +48,11 @@
 //   * Records reach a map in strictly increasing LSN order, live and in
 //     replay (asserted). Live, this means no task may yield between the
 //     journal assigning an LSN and the apply of that record.
-//   * Write-ahead: a page may be written only once the journal is durable up
-//     to the page's LSN (EncodedPage::lsn says how far that must be).
+//   * Write-ahead: a page may be written only once every record with an LSN
+//     up to the page's LSN (EncodedPage::lsn) is durable and belongs to a
+//     committed transaction. Durable is not enough: a page written with the
+//     effect of a transaction whose Commit never became durable would keep
+//     it, since recovery does not replay that transaction.
 //
 // So a page with LSN L reflects exactly the records with LSN <= L that touch
 // it, and replaying every committed record in order rebuilds the live state
@@ -71,9 +79,10 @@ struct PageRegion {
   uint64_t capacity = 0;  // in pages
 };
 
-// A page ready to be written at `location`. It must not be written before the
-// journal is durable up to `lsn` (the write-ahead rule); after the write
-// completes the caller tells the map with mark_written(location, lsn).
+// A page ready to be written at `location`. It must not be written before
+// every record up to `lsn` is durable and committed (the write-ahead rule
+// above); after the write completes the caller tells the map with
+// mark_written(page).
 struct EncodedPage {
   MBlock location;
   Lsn lsn;
