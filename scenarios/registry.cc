@@ -1,10 +1,13 @@
 // The list of named scenarios. Add one line per scenario.
 #include "scenarios/scenario.h"
 
+#include "scenarios/disk_scenario.h"
+
 namespace thinp::scenarios {
 
 const std::vector<ScenarioInfo>& all_scenarios() {
   static const std::vector<ScenarioInfo> list = {
+      {"disk", "simulated disk vs its model: cache, flush/FUA, crashes, swarm faults", &run_disk_scenario, kDiskScenarioDefaultOps},
   };
   return list;
 }

@@ -23,6 +23,7 @@ SimDisk::SimDisk(Scheduler& sched, DiskMedia& media, IoTrace& trace, SimDiskOpti
   ev.kind = TraceKind::boot;
   ev.boot = boot_;
   ev.time_ns = sched_.now().count();
+  ev.offset_bytes = media_.sector_bytes();
   ev.length_bytes = media_.size_bytes();
   ev.flush_epoch = trace_.flush_epoch();
   ev.note = options_.name + " sector=" + std::to_string(media_.sector_bytes()) +

@@ -45,6 +45,8 @@ struct TraceEvent {
   uint64_t io_id = 0;  // the request; corrupt events get their own id
   IoOp op = IoOp::read;
   bool fua = false;
+  // The request's range. boot: offset_bytes is the logical sector size and
+  // length_bytes the device size, so a saved trace names its geometry.
   uint64_t offset_bytes = 0;
   uint64_t length_bytes = 0;
   int64_t time_ns = 0;         // virtual time of this event (restarts at each boot)
