@@ -17,16 +17,27 @@
 #include <vector>
 
 #include "engine/base/units.h"
+#include "engine/format/block_header.h"
 
 namespace thinp::journal {
 
 // Physical redo: bytes [offset, offset + bytes.size()) of metadata page
 // `block` become `bytes`. offset + size <= 4096 - header; the page's header
 // (checksum, LSN) is maintained by the block cache, not by this record.
+//
+// `offset` counts from the end of the 32-byte block header (payload offset).
+// `page_type` and `init` were added so that recovery can pin the page without
+// any other knowledge: it verifies the on-disk page against `page_type`, and
+// when `init` is set (the transaction (re)initialised a freshly allocated
+// page, whose payload outside the written range is zero) a page that does not
+// verify, or holds another type, is rebuilt from zeros instead of reported
+// as corrupt.
 struct PageWrite {
   MBlock block;
   uint16_t offset = 0;
   std::vector<std::byte> bytes;
+  BlockType page_type = BlockType::test_page;
+  bool init = false;
 };
 
 // A metadata block's reference count changes by `delta` (+1 allocate or

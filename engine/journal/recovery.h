@@ -1,0 +1,78 @@
+// Recovery: replays the journal at open.
+//
+// recover() scans the ring from the tail the superblock names, block by
+// block. A block is accepted only if it verifies (checksum, type journal, its
+// own location), carries the expected sequence number (so a block from an
+// earlier lap of the ring is rejected), chains to the block before it
+// (prev_crc) and continues its LSNs. The first block that fails any check ends
+// the log: a torn or corrupt tail is detected and ignored, never applied.
+//
+// Records are replayed one transaction at a time, and only when the
+// transaction's Commit record was found in an accepted block (so every block
+// before it verified too). Records after the last Commit belong to a
+// transaction whose batch was torn; nobody was told it committed, and they
+// are dropped. A change of session (the first block written after an earlier
+// recovery) drops a transaction left open by the session before it.
+//
+// Replay is idempotent. A PageWrite is applied through the cache only if its
+// LSN is above the page's LSN (the page on disk may already hold it); the
+// page is then dirty in the cache and is written back by the next checkpoint.
+// Every other record (Commit included) goes to the RecordVisitor with its
+// LSN; the visitor (the space maps, the device details) must ignore records
+// its checkpointed state already reflects.
+//
+// Tasks: task only. The cache uses a recovery WAL gate during the replay
+// (every accepted record is durable: it was read back from the device) and
+// gets its previous gate back afterwards.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "engine/base/status.h"
+#include "engine/cache/block_cache.h"
+#include "engine/io/block_device.h"
+#include "engine/journal/journal.h"
+#include "engine/journal/record.h"
+#include "engine/journal/record_codec.h"
+
+namespace thinp::journal {
+
+class RecordVisitor {
+ public:
+  virtual ~RecordVisitor() = default;
+  // Applies a committed logical record (anything but PageWrite) at `lsn`.
+  // An error stops recovery and is returned from recover().
+  virtual Status apply(const Record& record, Lsn lsn) = 0;
+};
+
+struct RecoveryOptions {
+  uint64_t read_ahead_blocks = 64;  // journal blocks per read
+};
+
+struct RecoveryStats {
+  uint64_t blocks_scanned = 0;         // accepted journal blocks
+  uint64_t reads = 0;                  // journal read IOs
+  uint64_t transactions_replayed = 0;
+  uint64_t transactions_dropped = 0;   // no intact Commit record
+  uint64_t records_replayed = 0;
+  uint64_t pages_redone = 0;           // PageWrites applied
+  uint64_t pages_already_current = 0;  // PageWrites skipped: page LSN >= record LSN
+  std::string end_reason;              // why the scan stopped
+};
+
+struct RecoveryResult {
+  JournalResume resume;        // hand to the Journal constructor
+  Lsn last_committed_lsn;      // 0 if no transaction was found
+  RecoveryStats stats;
+};
+
+// Replays the log of `ring` on `device` from `tail` (the superblock's). Read
+// errors and replay errors (a page needed for redo is corrupt, the visitor
+// fails) are returned; a bad journal block is not an error, it is the end of
+// the log. Task only.
+Result<RecoveryResult> recover(BlockDevice& device, RingGeometry ring, cache::BlockCache& cache,
+                               JournalPosition tail, RecordVisitor& visitor,
+                               RecoveryOptions options = {});
+
+}  // namespace thinp::journal
