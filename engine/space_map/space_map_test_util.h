@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -18,20 +19,25 @@
 
 namespace thinp::space_map::testing {
 
-// The plain model: block -> count, only nonzero counts stored.
+// The plain model: block -> count, only nonzero counts stored, and the
+// blocks reserved by transactions that have not applied or cancelled yet.
 struct BlockModel {
   uint64_t nr_blocks = 0;
   std::map<uint64_t, uint32_t> counts;
+  std::set<uint64_t> reserved;
 
   uint32_t at(uint64_t b) const {
     auto it = counts.find(b);
     return it == counts.end() ? 0 : it->second;
   }
-  uint64_t free_blocks() const { return nr_blocks - counts.size(); }
+  bool is_free(uint64_t b) const { return !counts.contains(b) && !reserved.contains(b); }
+  uint64_t free_blocks() const { return nr_blocks - counts.size() - reserved.size(); }
   bool range_free(uint64_t begin, uint64_t n) const {
     if (begin + n > nr_blocks) return false;
-    auto it = counts.lower_bound(begin);
-    return it == counts.end() || it->first >= begin + n;
+    for (uint64_t b = begin; b < begin + n; ++b) {
+      if (!is_free(b)) return false;
+    }
+    return true;
   }
   void add(uint64_t begin, uint64_t n, int32_t delta) {
     for (uint64_t b = begin; b < begin + n; ++b) {
@@ -46,12 +52,16 @@ struct BlockModel {
   // Lengths of the maximal free runs, longest first.
   std::vector<uint64_t> free_run_lengths() const {
     std::vector<uint64_t> out;
-    uint64_t pos = 0;
-    for (const auto& [b, c] : counts) {
-      if (b > pos) out.push_back(b - pos);
-      pos = b + 1;
+    uint64_t run = 0;
+    for (uint64_t b = 0; b < nr_blocks; ++b) {
+      if (is_free(b)) {
+        ++run;
+      } else if (run > 0) {
+        out.push_back(run);
+        run = 0;
+      }
     }
-    if (nr_blocks > pos) out.push_back(nr_blocks - pos);
+    if (run > 0) out.push_back(run);
     std::sort(out.rbegin(), out.rend());
     return out;
   }
@@ -128,10 +138,11 @@ struct DataHarness {
   BlockModel model;
   RecordLog log;
   std::map<uint64_t, uint64_t> last_end;  // owner -> end of its last reservation
+  std::vector<journal::DataRangeAlloc> pending;  // reserved, not yet applied or cancelled
 
   explicit DataHarness(DataSpaceMap m) : map(std::move(m)) { model.nr_blocks = map.nr_blocks(); }
 
-  void allocate(uint64_t owner, uint64_t n, bool then_cancel) {
+  void allocate(uint64_t owner, uint64_t n) {
     auto res = map.reserve(ThinId(owner), n);
     if (n > model.free_blocks()) {
       RC_ASSERT(!res.ok());
@@ -165,16 +176,34 @@ struct DataHarness {
       RC_ASSERT(runs[0].begin == DBlock(it->second));
     }
     last_end[owner] = runs.back().begin.value() + runs.back().length;
-    RC_ASSERT(map.count_reserved() == n);
     for (const auto& r : runs) {
-      if (then_cancel) {
-        map.cancel(r);
-      } else {
-        log.apply(map, r);
-        model.add(r.begin.value(), r.length, +1);
-      }
+      for (uint64_t b = r.begin.value(); b < r.begin.value() + r.length; ++b) model.reserved.insert(b);
+      pending.push_back(r);
     }
-    RC_ASSERT(map.count_reserved() == 0u);
+    RC_ASSERT(map.count_reserved() == model.reserved.size());
+    // Most transactions log and apply at once; some cancel; some stay open
+    // while others allocate (settled by a later step).
+    const int fate = *rc::gen::inRange(0, 4);
+    if (fate == 0) return;
+    while (pending.size() > 0 && pending.back().owner == ThinId(owner)) settle(pending.size() - 1, fate == 1);
+  }
+
+  // Applies (or cancels) the open reservation pending[i].
+  void settle(size_t i, bool cancel) {
+    const journal::DataRangeAlloc r = pending[i];
+    pending.erase(pending.begin() + i);
+    for (uint64_t b = r.begin.value(); b < r.begin.value() + r.length; ++b) model.reserved.erase(b);
+    if (cancel) {
+      map.cancel(r);
+    } else {
+      log.apply(map, r);
+      model.add(r.begin.value(), r.length, +1);
+    }
+    RC_ASSERT(map.count_reserved() == model.reserved.size());
+  }
+
+  void settle_all(bool cancel) {
+    while (!pending.empty()) settle(0, cancel);
   }
 
   // A used stretch starting at a random used block, at most max_len long.
@@ -210,21 +239,24 @@ struct DataHarness {
   }
 
   void random_step() {
-    const int op = *rc::gen::inRange(0, 10);
+    const int op = *rc::gen::inRange(0, 11);
     if (op < 4) {
-      allocate(*rc::gen::inRange<uint64_t>(0, 4), *rc::gen::inRange<uint64_t>(1, 24), op == 3);
+      allocate(*rc::gen::inRange<uint64_t>(0, 4), *rc::gen::inRange<uint64_t>(1, 24));
     } else if (op < 6) {
       change(true);
     } else if (op < 9) {
       change(false);
-    } else {
+    } else if (op < 10) {
       probe_invalid();
+    } else if (!pending.empty()) {
+      settle(*rc::gen::inRange<size_t>(0, pending.size()), *rc::gen::arbitrary<bool>());
     }
   }
 
   void expect_matches_model() const {
     RC_ASSERT(map.count_used() == model.counts.size());
     RC_ASSERT(map.count_free() == model.free_blocks());
+    RC_ASSERT(map.count_reserved() == model.reserved.size());
     RC_ASSERT(expand(map) == model.counts);
     map.check_invariants();
   }
