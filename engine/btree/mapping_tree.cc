@@ -1,0 +1,399 @@
+#include "engine/btree/mapping_tree.h"
+
+#include <algorithm>
+#include <array>
+#include <string>
+
+namespace thinp {
+
+// Make [begin, end) hold exactly `run` (which then covers it exactly), or
+// nothing.
+struct MappingTree::Edit {
+  uint64_t begin = 0;
+  uint64_t end = 0;
+  std::optional<Run> run;
+
+  Edit clipped(uint64_t lo, uint64_t hi) const {
+    Edit e{std::max(begin, lo), std::min(end, hi), std::nullopt};
+    if (run) {
+      e.run = Run{VBlock(e.begin), e.end - e.begin, run->dbegin + (e.begin - begin), run->time};
+    }
+    return e;
+  }
+};
+
+// What replaces a child in its parent: nodes in key order, each carrying one
+// reference for the parent to hold. `changed` false: the child is untouched.
+struct MappingTree::Replacement {
+  std::vector<ChildRef> nodes;
+  bool changed = false;
+};
+
+MappingTree::MappingTree(NodeStore& store, DataRefs& data, MBlock root, MappingTreeOptions options)
+    : store_(&store), data_(&data), root_(root), options_(options) {
+  TP_ASSERT_GE(options_.node_bytes_max, kMappingNodeBytesMin);
+  TP_ASSERT_LE(options_.node_bytes_max, kPageBodyBytes);
+}
+
+Result<MappingTree> MappingTree::create(NodeStore& store, DataRefs& data,
+                                        MappingTreeOptions options) {
+  MappingTree t(store, data, MBlock(0), options);
+  TP_ASSIGN_OR_RETURN(t.root_, store.allocate(MBlock(0)));
+  std::array<std::byte, kPageBodyBytes> body;
+  encode_leaf({}, body);
+  TP_RETURN_IF_ERROR(store.write(t.root_, BlockType::mapping_node, body));
+  return t;
+}
+
+MappingTree MappingTree::open(NodeStore& store, DataRefs& data, MBlock root,
+                              MappingTreeOptions options) {
+  return MappingTree(store, data, root, options);
+}
+
+Result<MappingNode> MappingTree::read_node(MBlock block) {
+  TP_ASSIGN_OR_RETURN(PageRef page, store_->read(block, BlockType::mapping_node));
+  Result<MappingNode> node = decode_mapping_node(page_body(*page));
+  if (!node.ok()) return node.status().with_context("m:" + std::to_string(block.value()));
+  return node;
+}
+
+// ---- reading ----
+
+// Calls fn on every run of the subtree at `block` (covering [lo, hi))
+// overlapping [begin, end), clipped. path_shared: some node above (or this
+// one, if want_sharing) has count > 1.
+Status MappingTree::visit(MBlock block, uint64_t lo, uint64_t hi, uint64_t begin, uint64_t end,
+                          bool path_shared, bool want_sharing, const Visitor& fn) {
+  TP_ASSIGN_OR_RETURN(MappingNode node, read_node(block));
+  if (want_sharing && !path_shared) {
+    TP_ASSIGN_OR_RETURN(uint32_t refs, store_->ref_count(block));
+    path_shared = refs > 1;
+  }
+  if (node.leaf) {
+    for (const Run& r : node.runs) {
+      if (r.vend().value() <= begin || r.vbegin.value() >= end) continue;
+      if (r.vbegin.value() < lo || r.vend().value() > hi) {
+        return Status(Errc::corruption, "m:" + std::to_string(block.value()) +
+                                            " holds a run outside the range its parent gives it");
+      }
+      const uint64_t b = std::max(begin, r.vbegin.value()), e = std::min(end, r.vend().value());
+      TP_RETURN_IF_ERROR(fn(Run{VBlock(b), e - b, r.dbegin + (b - r.vbegin.value()), r.time},
+                            path_shared));
+    }
+    return ok_status();
+  }
+  const auto& ch = node.children;
+  for (size_t i = 0; i < ch.size(); ++i) {
+    const uint64_t clo = i == 0 ? lo : ch[i].key.value();
+    const uint64_t chi = i + 1 < ch.size() ? ch[i + 1].key.value() : hi;
+    if (clo < lo || chi > hi || clo >= chi) {
+      return Status(Errc::corruption,
+                    "m:" + std::to_string(block.value()) + " has keys outside its range");
+    }
+    if (chi <= begin || clo >= end) continue;
+    TP_RETURN_IF_ERROR(visit(ch[i].block, clo, chi, begin, end, path_shared, want_sharing, fn));
+  }
+  return ok_status();
+}
+
+Result<std::vector<Extent>> MappingTree::lookup(VBlock begin, uint64_t length,
+                                                SharingQuery sharing) {
+  TP_ASSERT(!destroyed_);
+  if (length > kVirtualEnd - begin.value()) {
+    return Status(Errc::invalid_argument, "lookup range past the end of the virtual space");
+  }
+  std::vector<Extent> out;
+  uint64_t pos = begin.value();
+  const uint64_t end = begin.value() + length;
+  Status s = visit(root_, 0, kVirtualEnd, pos, end, false, sharing.enabled,
+                   [&](const Run& r, bool path_shared) -> Status {
+                     if (r.vbegin.value() > pos) {
+                       out.push_back(Extent{VBlock(pos), r.vbegin.value() - pos, false, {}, {}, false});
+                     }
+                     bool shared = false;
+                     if (sharing.enabled && r.time <= sharing.snapshot_time) {
+                       shared = path_shared;
+                       if (!shared) {
+                         TP_ASSIGN_OR_RETURN(uint32_t refs, data_->max_ref_count(r.dbegin, r.length));
+                         shared = refs > 1;
+                       }
+                     }
+                     out.push_back(Extent{r.vbegin, r.length, true, r.dbegin, r.time, shared});
+                     pos = r.vend().value();
+                     return ok_status();
+                   });
+  TP_RETURN_IF_ERROR(s);
+  if (pos < end) out.push_back(Extent{VBlock(pos), end - pos, false, {}, {}, false});
+  return out;
+}
+
+Status MappingTree::for_each(VBlock begin, uint64_t length,
+                             const std::function<Status(const Run&)>& fn) {
+  TP_ASSERT(!destroyed_);
+  const uint64_t end = length > kVirtualEnd - begin.value() ? kVirtualEnd : begin.value() + length;
+  return visit(root_, 0, kVirtualEnd, begin.value(), end, false, false,
+               [&](const Run& r, bool) { return fn(r); });
+}
+
+Result<uint64_t> MappingTree::mapped_in(uint64_t begin, uint64_t end) {
+  uint64_t mapped = 0;
+  TP_RETURN_IF_ERROR(visit(root_, 0, kVirtualEnd, begin, end, false, false,
+                           [&](const Run& r, bool) {
+                             mapped += r.length;
+                             return ok_status();
+                           }));
+  return mapped;
+}
+
+// ---- writing ----
+
+Result<uint64_t> MappingTree::insert(const Run& run) {
+  TP_ASSERT(!destroyed_);
+  if (run.length == 0 || run.length > kVirtualEnd - run.vbegin.value() ||
+      run.length > UINT64_MAX - run.dbegin.value()) {
+    return Status(Errc::invalid_argument, "bad run: length " + std::to_string(run.length));
+  }
+  const uint64_t end = run.vend().value();
+  TP_ASSIGN_OR_RETURN(uint64_t before, mapped_in(run.vbegin.value(), end));
+  TP_RETURN_IF_ERROR(apply(Edit{run.vbegin.value(), end, run}));
+  return before;
+}
+
+Result<uint64_t> MappingTree::remove(VBlock begin, uint64_t length) {
+  TP_ASSERT(!destroyed_);
+  if (length > kVirtualEnd - begin.value()) {
+    return Status(Errc::invalid_argument, "remove range past the end of the virtual space");
+  }
+  if (length == 0) return uint64_t(0);
+  const uint64_t end = begin.value() + length;
+  TP_ASSIGN_OR_RETURN(uint64_t before, mapped_in(begin.value(), end));
+  if (before > 0) TP_RETURN_IF_ERROR(apply(Edit{begin.value(), end, std::nullopt}));
+  return before;
+}
+
+Result<MBlock> MappingTree::clone() {
+  TP_ASSERT(!destroyed_);
+  TP_RETURN_IF_ERROR(store_->inc_ref(root_));
+  return root_;
+}
+
+Status MappingTree::destroy() {
+  TP_ASSERT(!destroyed_);
+  destroyed_ = true;
+  return release(root_);
+}
+
+// Drops one reference to `block`; if that frees it, drops the references it
+// held (children, or data ranges for a leaf).
+Status MappingTree::release(MBlock block) {
+  TP_ASSIGN_OR_RETURN(uint32_t refs, store_->ref_count(block));
+  if (refs > 1) return store_->dec_ref(block).status();
+  TP_ASSIGN_OR_RETURN(MappingNode node, read_node(block));
+  TP_ASSIGN_OR_RETURN(bool freed, store_->dec_ref(block));
+  TP_ASSERT(freed);
+  for (const Run& r : node.runs) TP_RETURN_IF_ERROR(data_->dec_range(r.dbegin, r.length));
+  for (const ChildRef& c : node.children) TP_RETURN_IF_ERROR(release(c.block));
+  return ok_status();
+}
+
+// A copy of `node` is about to become a second parent of its children.
+Status MappingTree::take_children_refs(const MappingNode& node) {
+  for (const Run& r : node.runs) TP_RETURN_IF_ERROR(data_->inc_range(r.dbegin, r.length));
+  for (const ChildRef& c : node.children) TP_RETURN_IF_ERROR(store_->inc_ref(c.block));
+  return ok_status();
+}
+
+Status MappingTree::apply(const Edit& edit) {
+  TP_ASSIGN_OR_RETURN(Replacement rep, edit_node(root_, 0, kVirtualEnd, edit));
+  if (!rep.changed) return ok_status();
+  return set_root(std::move(rep.nodes));
+}
+
+// Makes `nodes` (what replaced the root) the tree: grows a level while there
+// is more than one, shrinks while the root is an exclusive internal node
+// with a single child.
+Status MappingTree::set_root(std::vector<ChildRef> nodes) {
+  while (nodes.size() > 1) {
+    nodes[0].key = VBlock(0);
+    TP_ASSIGN_OR_RETURN(nodes, write_internals(nodes, std::nullopt, SplitBias::balanced));
+  }
+  if (nodes.empty()) {  // everything was unmapped: an empty leaf
+    TP_ASSIGN_OR_RETURN(MBlock b, store_->allocate(MBlock(0)));
+    std::array<std::byte, kPageBodyBytes> body;
+    encode_leaf({}, body);
+    TP_RETURN_IF_ERROR(store_->write(b, BlockType::mapping_node, body));
+    nodes.push_back(ChildRef{VBlock(0), b});
+  }
+  root_ = nodes[0].block;
+  while (true) {
+    TP_ASSIGN_OR_RETURN(MappingNode node, read_node(root_));
+    if (node.leaf || node.children.size() != 1) break;
+    TP_ASSIGN_OR_RETURN(uint32_t refs, store_->ref_count(root_));
+    if (refs != 1) break;
+    // The tree's reference moves from the old root to its only child.
+    TP_ASSIGN_OR_RETURN(bool freed, store_->dec_ref(root_));
+    TP_ASSERT(freed);
+    root_ = node.children[0].block;
+  }
+  return ok_status();
+}
+
+Result<MappingTree::Replacement> MappingTree::edit_node(MBlock block, uint64_t lo, uint64_t hi,
+                                                        const Edit& edit) {
+  TP_ASSERT_LT(edit.begin, edit.end);
+  TP_ASSERT_LE(lo, edit.begin);
+  TP_ASSERT_LE(edit.end, hi);
+  TP_ASSIGN_OR_RETURN(MappingNode node, read_node(block));
+  if (node.leaf) return edit_leaf(block, std::move(node), hi, edit);
+  return edit_internal(block, std::move(node), lo, hi, edit);
+}
+
+Result<MappingTree::Replacement> MappingTree::edit_leaf(MBlock block, MappingNode node,
+                                                        uint64_t hi, const Edit& edit) {
+  // Compute the new runs and the data ranges that lose this leaf's reference
+  // first, without side effects: an untouched leaf is not copied.
+  std::vector<Run> runs, dropped;
+  runs.reserve(node.runs.size() + 2);
+  for (const Run& r : node.runs) {
+    const uint64_t rb = r.vbegin.value(), re = r.vend().value();
+    if (re <= edit.begin || rb >= edit.end) {
+      runs.push_back(r);
+      continue;
+    }
+    if (rb < edit.begin) runs.push_back(Run{r.vbegin, edit.begin - rb, r.dbegin, r.time});
+    const uint64_t cb = std::max(rb, edit.begin), ce = std::min(re, edit.end);
+    dropped.push_back(Run{VBlock(cb), ce - cb, r.dbegin + (cb - rb), r.time});
+    if (re > edit.end) {
+      runs.push_back(Run{VBlock(edit.end), re - edit.end, r.dbegin + (edit.end - rb), r.time});
+    }
+  }
+  if (dropped.empty() && !edit.run) return Replacement{{ChildRef{VBlock(0), block}}, false};
+  if (edit.run) {
+    auto at = std::lower_bound(runs.begin(), runs.end(), edit.run->vbegin,
+                               [](const Run& r, VBlock v) { return r.vbegin < v; });
+    at = runs.insert(at, *edit.run);
+    if (at + 1 != runs.end() && runs_mergeable(*at, *(at + 1))) {
+      at->length += (at + 1)->length;
+      runs.erase(at + 1);
+    }
+    if (at != runs.begin() && runs_mergeable(*(at - 1), *at)) {
+      (at - 1)->length += at->length;
+      runs.erase(at);
+    }
+  }
+
+  TP_ASSIGN_OR_RETURN(uint32_t refs, store_->ref_count(block));
+  std::optional<MBlock> own = block;
+  if (refs > 1) {  // shadow: the copy references every run the original did
+    TP_RETURN_IF_ERROR(take_children_refs(node));
+    TP_ASSIGN_OR_RETURN(bool freed, store_->dec_ref(block));
+    TP_ASSERT(!freed);
+    own.reset();
+  }
+  for (const Run& d : dropped) TP_RETURN_IF_ERROR(data_->dec_range(d.dbegin, d.length));
+  const bool append = hi == kVirtualEnd && !runs.empty() && runs.back().vbegin.value() <= edit.begin;
+  TP_ASSIGN_OR_RETURN(std::vector<ChildRef> nodes,
+                      write_leaves(runs, own, append ? SplitBias::pack_left : SplitBias::balanced));
+  if (nodes.empty() && own) {
+    TP_ASSIGN_OR_RETURN(bool freed, store_->dec_ref(*own));
+    TP_ASSERT(freed);
+  }
+  return Replacement{std::move(nodes), true};
+}
+
+Result<MappingTree::Replacement> MappingTree::edit_internal(MBlock block, MappingNode node,
+                                                            uint64_t lo, uint64_t hi,
+                                                            const Edit& edit) {
+  // Copy first if shared: the children must see their new parent before
+  // they decide whether they are shared themselves.
+  TP_ASSIGN_OR_RETURN(uint32_t refs, store_->ref_count(block));
+  std::optional<MBlock> own = block;
+  if (refs > 1) {
+    TP_RETURN_IF_ERROR(take_children_refs(node));
+    TP_ASSIGN_OR_RETURN(bool freed, store_->dec_ref(block));
+    TP_ASSERT(!freed);
+    own.reset();
+  }
+  const auto& ch = node.children;
+  std::vector<ChildRef> children;
+  children.reserve(ch.size() + 2);
+  bool changed = !own;
+  for (size_t i = 0; i < ch.size(); ++i) {
+    const uint64_t clo = i == 0 ? lo : ch[i].key.value();
+    const uint64_t chi = i + 1 < ch.size() ? ch[i + 1].key.value() : hi;
+    if (chi <= edit.begin || clo >= edit.end) {
+      children.push_back(ch[i]);
+      continue;
+    }
+    const Edit sub = edit.clipped(clo, chi);
+    if (!sub.run && sub.begin == clo && sub.end == chi) {  // the whole child goes
+      TP_RETURN_IF_ERROR(release(ch[i].block));
+      changed = true;
+      continue;
+    }
+    TP_ASSIGN_OR_RETURN(Replacement rep, edit_node(ch[i].block, clo, chi, sub));
+    if (!rep.nodes.empty()) rep.nodes[0].key = ch[i].key;
+    children.insert(children.end(), rep.nodes.begin(), rep.nodes.end());
+    changed = changed || rep.changed;
+  }
+  if (!changed) return Replacement{{ChildRef{VBlock(0), block}}, false};
+  if (!children.empty()) children[0].key = ch[0].key;
+  const bool append = hi == kVirtualEnd && !children.empty() && children.back().key.value() <= edit.begin;
+  TP_ASSIGN_OR_RETURN(
+      std::vector<ChildRef> nodes,
+      write_internals(children, own, append ? SplitBias::pack_left : SplitBias::balanced));
+  if (nodes.empty() && own) {
+    TP_ASSIGN_OR_RETURN(bool freed, store_->dec_ref(*own));
+    TP_ASSERT(freed);
+  }
+  return Replacement{std::move(nodes), true};
+}
+
+// Writes `runs` as one or more leaves (reusing `reuse` for the first), each
+// as full as its encoding allows. Returns them with their first keys; none
+// for no runs.
+Result<std::vector<ChildRef>> MappingTree::write_leaves(const std::vector<Run>& runs,
+                                                        std::optional<MBlock> reuse,
+                                                        SplitBias bias) {
+  const std::vector<size_t> cuts = split_leaf(runs, options_.node_bytes_max, bias);
+  std::vector<ChildRef> out;
+  std::array<std::byte, kPageBodyBytes> body;
+  for (size_t k = 0; k < cuts.size(); ++k) {
+    const size_t end = k + 1 < cuts.size() ? cuts[k + 1] : runs.size();
+    const std::span<const Run> chunk(runs.data() + cuts[k], end - cuts[k]);
+    MBlock b;
+    if (k == 0 && reuse) {
+      b = *reuse;
+    } else {
+      TP_ASSIGN_OR_RETURN(b, store_->allocate(reuse.value_or(root_)));
+    }
+    encode_leaf(chunk, body);
+    TP_RETURN_IF_ERROR(store_->write(b, BlockType::mapping_node, body));
+    out.push_back(ChildRef{chunk.front().vbegin, b});
+  }
+  return out;
+}
+
+Result<std::vector<ChildRef>> MappingTree::write_internals(const std::vector<ChildRef>& children,
+                                                           std::optional<MBlock> reuse,
+                                                           SplitBias bias) {
+  const std::vector<size_t> cuts = split_internal(children, options_.node_bytes_max, bias);
+  std::vector<ChildRef> out;
+  std::array<std::byte, kPageBodyBytes> body;
+  for (size_t k = 0; k < cuts.size(); ++k) {
+    const size_t end = k + 1 < cuts.size() ? cuts[k + 1] : children.size();
+    const std::span<const ChildRef> chunk(children.data() + cuts[k], end - cuts[k]);
+    MBlock b;
+    if (k == 0 && reuse) {
+      b = *reuse;
+    } else {
+      TP_ASSIGN_OR_RETURN(b, store_->allocate(reuse.value_or(root_)));
+    }
+    encode_internal(chunk, body);
+    TP_RETURN_IF_ERROR(store_->write(b, BlockType::mapping_node, body));
+    out.push_back(ChildRef{chunk.front().key, b});
+  }
+  return out;
+}
+
+}  // namespace thinp
