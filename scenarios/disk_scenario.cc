@@ -318,6 +318,11 @@ std::string summary_line(const DiskRun& run) {
 }  // namespace
 
 ScenarioResult run_disk_scenario(const ScenarioOptions& options) {
+  return run_disk_scenario_traced(options, "");
+}
+
+ScenarioResult run_disk_scenario_traced(const ScenarioOptions& options,
+                                        const std::string& trace_path) {
   ScenarioResult result;
   sim::DiskBugs bugs;
   for (const std::string& bug : options.bugs) {
@@ -333,7 +338,7 @@ ScenarioResult run_disk_scenario(const ScenarioOptions& options) {
   run.plan = make_plan(plan_rng, bugs);
   run.total_ops = options.ops != 0 ? options.ops : kDiskScenarioDefaultOps;
   run.media = std::make_unique<sim::DiskMedia>(run.plan.sector_bytes, run.plan.sector_count);
-  run.trace = std::make_unique<sim::IoTrace>();
+  run.trace = std::make_unique<sim::IoTrace>(sim::TraceOptions{.keep_events = !trace_path.empty()});
   run.model = std::make_unique<DiskModel>(run.plan.sector_bytes, run.plan.sector_count,
                                           run.media->zero_sector_hash());
   run.log("disk scenario seed " + std::to_string(options.seed) + ": " + plan_summary(run.plan));
@@ -378,6 +383,14 @@ ScenarioResult run_disk_scenario(const ScenarioOptions& options) {
   d.add_u64(run.counts.ops);
   result.digest = d.value();
   run.log("result: " + std::string(result.passed ? "pass " : "FAIL ") + result.summary);
+  if (!trace_path.empty()) {
+    const Status saved = run.trace->save(
+        trace_path, "disk scenario seed " + std::to_string(options.seed) + " " + plan_summary(run.plan));
+    if (!saved.ok()) {
+      result.passed = false;
+      if (result.failure.empty()) result.failure = "saving the trace: " + saved.to_string();
+    }
+  }
   return result;
 }
 

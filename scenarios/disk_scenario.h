@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "engine/base/status.h"
 #include "models/disk_model.h"
@@ -25,6 +26,12 @@ inline constexpr uint64_t kDiskScenarioDefaultOps = 1200;
 // Runs one seed. Recognised bugs: "disk-flush-noop" (FLUSH makes nothing
 // durable). The digest covers every trace event and the model's counts.
 ScenarioResult run_disk_scenario(const ScenarioOptions& options);
+
+// The same run, keeping every trace event and saving the trace to
+// `trace_path` at the end (pass or fail) for replay_disk_trace. The trace
+// costs memory in proportion to the run; run_disk_scenario keeps none.
+ScenarioResult run_disk_scenario_traced(const ScenarioOptions& options,
+                                        const std::string& trace_path);
 
 // Forwards one trace event to the model. Requests the disk rejected at
 // submission (invalid_argument) are not part of the contract and are
