@@ -323,7 +323,10 @@ Status write_superblock(BlockDevice& dev, Superblock& sb) {
   AlignedBuffer buf(kMetadataBlockBytes);
   encode_superblock(sb, slot, buf.span());
   const Status s = dev.write(slot.value() * kMetadataBlockBytes, buf.span(), /*fua=*/true);
-  if (!s.ok()) return s.with_context("writing superblock " + slot_name(slot) + " of " + dev.name());
+  if (!s.ok()) {
+    sb.sequence -= 1;
+    return s.with_context("writing superblock " + slot_name(slot) + " of " + dev.name());
+  }
   return ok_status();
 }
 

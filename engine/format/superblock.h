@@ -109,10 +109,10 @@ void encode_superblock(const Superblock& sb, MBlock slot, std::span<std::byte> b
 Result<Superblock> decode_superblock(std::span<const std::byte> block, MBlock slot);
 
 // Bumps sb.sequence and writes slot (sequence % 2) with FUA, the metadata
-// area being at byte 0 of `dev`. On failure sb.sequence stays bumped (the
-// slot may hold a torn copy; the next write goes to the other slot, which
-// still holds the last good superblock, so retrying is safe only after a
-// read_superblock). Task only; see the serialisation contract above.
+// area being at byte 0 of `dev`. On failure sb.sequence is restored: the
+// target slot may now hold a torn copy, and a retry must go to that same slot
+// again, never to the other one, which holds the last good superblock.
+// Task only; see the serialisation contract above.
 Status write_superblock(BlockDevice& dev, Superblock& sb);
 
 // Writes zeroes over both slots with FUA, so that a device formatted over an

@@ -42,6 +42,11 @@ class MemDevice final : public BlockDevice {
   const std::vector<WriteRecord>& writes() const { return writes_; }
   void tear_next_write(uint64_t sectors) { tear_sectors_ = sectors; }
   void fail_reads_at(uint64_t offset_bytes) { failing_read_offsets_.insert(offset_bytes); }
+  // The next write tears after `sectors` sectors, then completes with an error.
+  void fail_next_write(uint64_t sectors) {
+    tear_sectors_ = sectors;
+    fail_next_write_ = true;
+  }
 
  private:
   void complete(IoRequest* req, const Status& valid) {
@@ -57,6 +62,10 @@ class MemDevice final : public BlockDevice {
       tear_sectors_ = UINT64_MAX;
       std::memcpy(bytes_.data() + req->offset_bytes, req->data, length);
       writes_.push_back({req->offset_bytes, req->fua});
+      if (fail_next_write_) {
+        fail_next_write_ = false;
+        return req->on_complete(Status(Errc::io_error, "injected write error"));
+      }
     }
     req->on_complete(ok_status());
   }
@@ -65,6 +74,7 @@ class MemDevice final : public BlockDevice {
   std::vector<std::byte> bytes_;
   std::vector<WriteRecord> writes_;
   uint64_t tear_sectors_ = UINT64_MAX;
+  bool fail_next_write_ = false;
   std::set<uint64_t> failing_read_offsets_;
 };
 
@@ -207,6 +217,33 @@ TEST(Superblock, TornOrCorruptNewestSlotFallsBackToThePreviousOne) {
     ASSERT_TRUE(healed.ok()) << healed.status().to_string();
     EXPECT_EQ(healed->transaction_id, TransactionId(3));
   });
+}
+
+// A failed write leaves its slot torn; the retry must rewrite that slot and
+// leave the last good superblock alone.
+TEST(Superblock, FailedWriteIsRetriedInTheSameSlot) {
+  sim::Scheduler sched(16);
+  MemDevice dev(sched, 1 << 20);
+  Random random(11);
+  Superblock sb = sample_superblock(random);
+  run_task(sched, [&] {
+    ASSERT_TRUE(write_superblock(dev, sb).ok());  // sequence 1, slot 1
+    ASSERT_TRUE(write_superblock(dev, sb).ok());  // sequence 2, slot 0
+    sb.transaction_id = TransactionId(9);
+    dev.fail_next_write(1);
+    const Status failed = write_superblock(dev, sb);
+    EXPECT_EQ(failed.to_string(),
+              "io_error: writing superblock slot 1 of mem: injected write error");
+    EXPECT_EQ(sb.sequence, 2u);
+    ASSERT_TRUE(write_superblock(dev, sb).ok());
+    Result<Superblock> r = read_superblock(dev);
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    EXPECT_EQ(r->sequence, 3u);
+    EXPECT_EQ(r->transaction_id, TransactionId(9));
+  });
+  ASSERT_EQ(dev.writes().size(), 4u);
+  EXPECT_EQ(dev.writes()[2].offset_bytes, 4096u);
+  EXPECT_EQ(dev.writes()[3].offset_bytes, 4096u);  // the same slot again
 }
 
 TEST(Superblock, ReadErrorOnOneSlotUsesTheOther) {
