@@ -41,7 +41,7 @@ struct DiskCounts {
   uint64_t ops = 0, reads = 0, reads_checked = 0, writes = 0, fua_writes = 0, flushes = 0;
   uint64_t discards = 0, read_errors = 0, write_errors = 0, no_space = 0, boots = 0;
   uint64_t crashes = 0, overlap_skips = 0;
-  uint64_t faults[8] = {};
+  uint64_t faults[sim::kFaultKindCount] = {};
 };
 
 // The state of a run that outlives crashes: media, trace, model, counters.

@@ -61,7 +61,7 @@ TEST(DiskScenario, SameSeedSameDigest) {
 
 TEST(DiskScenario, DifferentSeedsDiffer) {
   std::set<uint64_t> digests;
-  for (uint64_t seed = 1; seed <= 20; ++seed) digests.insert(run_seed(seed).digest);
+  for (uint64_t seed = 1; seed <= 20; ++seed) digests.insert(run_seed(seed, {}, 300).digest);
   EXPECT_EQ(digests.size(), 20u);
 }
 
@@ -83,8 +83,8 @@ TEST(DiskScenario, FlushNoopBugIsCaught) {
     const ScenarioResult r = run_seed(seed, {"disk-flush-noop"});
     if (!r.passed) {
       ++failures;
-      if (first.empty()) first = r.failure;
-      EXPECT_FALSE(r.failure.empty());
+      first = r.failure;
+      break;
     }
   }
   EXPECT_GT(failures, 0);

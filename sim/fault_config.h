@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -30,6 +31,8 @@ enum class FaultKind : uint8_t {
   slow,         // an IO takes slow_factor times its drawn latency
   device_full,  // a write reaching past the full limit fails with no_space
 };
+
+inline constexpr size_t kFaultKindCount = static_cast<size_t>(FaultKind::device_full) + 1;
 
 std::string_view fault_kind_name(FaultKind f);
 // The inverse of fault_kind_name; nullopt for an unknown name.

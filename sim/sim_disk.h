@@ -189,7 +189,7 @@ class SimDisk final : public BlockDevice {
   uint64_t completed_writes_ = 0;  // seq of the newest successful write completion
   std::map<uint64_t, Pending> in_flight_;                      // by io id
   std::map<uint64_t, std::vector<CachedSector>> cache_;        // by sector; versions oldest first
-  uint64_t fault_counts_[8] = {};
+  uint64_t fault_counts_[kFaultKindCount] = {};
 };
 
 }  // namespace thinp::sim
