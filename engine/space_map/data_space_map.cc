@@ -141,6 +141,7 @@ void DataSpaceMap::for_each_page_piece(uint64_t begin, uint64_t length, Lsn lsn,
     if (lsn > pages_[page].lsn) {  // else the checkpoint already reflects it
       fn(pos, piece_end - pos);
       pages_[page].lsn = lsn;
+      if (!pages_[page].rec_lsn) pages_[page].rec_lsn = lsn;
       touch(page);
     }
     pos = piece_end;
@@ -269,6 +270,17 @@ void DataSpaceMap::cancel(const journal::DataRangeAlloc& r) {
 void DataSpaceMap::set_owner_hint(ThinId owner, DBlock next) { cursors_[owner] = next.value(); }
 
 uint32_t DataSpaceMap::refcount(DBlock block) const { return extent_at(block.value())->second.count; }
+
+uint32_t DataSpaceMap::max_refcount(DBlock begin, uint64_t length) const {
+  TP_ASSERT_GT(length, 0u);
+  TP_ASSERT_LE(length, nr_blocks_ - begin.value());
+  const uint64_t end = begin.value() + length;
+  uint32_t most = 0;
+  for (auto it = extent_at(begin.value()); it != extents_.end() && it->first < end; ++it) {
+    most = std::max(most, it->second.count);
+  }
+  return most;
+}
 
 Lsn DataSpaceMap::page_lsn(uint64_t page) const {
   TP_ASSERT_LT(page, pages_.size());

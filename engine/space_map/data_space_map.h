@@ -65,6 +65,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <vector>
 
 #include "engine/base/status.h"
@@ -129,6 +130,9 @@ class DataSpaceMap {
   void set_owner_hint(ThinId owner, DBlock next);
 
   uint32_t refcount(DBlock block) const;
+  // The largest count in [begin, begin + length) (asserted inside the
+  // device; length > 0): a mapped range is shared iff this is > 1.
+  uint32_t max_refcount(DBlock begin, uint64_t length) const;
   uint64_t nr_blocks() const { return nr_blocks_; }
   uint64_t count_used() const { return used_; }                      // count > 0
   uint64_t count_reserved() const { return reserved_.total_blocks(); }
@@ -154,12 +158,15 @@ class DataSpaceMap {
   // the counters match. Asserts.
   void check_invariants() const;
 
-  // Pages changed since last written, or no_space naming a page whose
-  // extents overflow it (nothing is marked then). Call mark_written after
-  // each page's write completes.
-  Result<std::vector<EncodedPage>> encode_dirty_pages() const;
+  // Pages changed since last written whose LSN is at most `up_to` (the
+  // durable LSN), or no_space naming a page whose extents overflow it.
+  // Changes nothing: call mark_written once each page's write is durable.
+  Result<std::vector<EncodedPage>> encode_dirty_pages(Lsn up_to = kAnyLsn) const;
   void mark_written(const EncodedPage& page);
   uint64_t dirty_page_count() const;
+  // The smallest recovery LSN of a dirty page (see space_map_page.h): the
+  // journal tail may not pass it. Empty when no page holds it.
+  std::optional<Lsn> oldest_unwritten_lsn() const;
 
  private:
   struct Extent {
@@ -170,6 +177,7 @@ class DataSpaceMap {
     Lsn lsn;
     bool dirty = true;
     uint64_t generation = 0;
+    std::optional<Lsn> rec_lsn;  // first record applied since last written
   };
 
   explicit DataSpaceMap(const DataGeometry& geometry);

@@ -59,10 +59,10 @@ Result<std::vector<std::byte>> DataSpaceMap::encode_page(uint64_t page) const {
   return out;
 }
 
-Result<std::vector<EncodedPage>> DataSpaceMap::encode_dirty_pages() const {
+Result<std::vector<EncodedPage>> DataSpaceMap::encode_dirty_pages(Lsn up_to) const {
   std::vector<EncodedPage> out;
   for (uint64_t p = 0; p < pages_.size(); ++p) {
-    if (!pages_[p].dirty) continue;
+    if (!pages_[p].dirty || pages_[p].lsn > up_to) continue;
     TP_ASSIGN_OR_RETURN(std::vector<std::byte> bytes, encode_page(p));
     out.push_back({region_.first + p, pages_[p].lsn, std::move(bytes), pages_[p].generation});
   }
@@ -73,7 +73,18 @@ void DataSpaceMap::mark_written(const EncodedPage& page) {
   TP_ASSERT_GE(page.location, region_.first);
   const uint64_t p = page.location - region_.first;
   TP_ASSERT_LT(p, pages_.size());
-  if (pages_[p].generation == page.generation) pages_[p].dirty = false;
+  if (pages_[p].generation == page.generation) {
+    pages_[p].dirty = false;
+    pages_[p].rec_lsn.reset();
+  }
+}
+
+std::optional<Lsn> DataSpaceMap::oldest_unwritten_lsn() const {
+  std::optional<Lsn> oldest;
+  for (const Page& p : pages_) {
+    if (p.rec_lsn && (!oldest || *p.rec_lsn < *oldest)) oldest = p.rec_lsn;
+  }
+  return oldest;
 }
 
 uint64_t DataSpaceMap::dirty_page_count() const {

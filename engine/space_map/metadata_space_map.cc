@@ -184,6 +184,7 @@ void MetadataSpaceMap::apply(const journal::MetaRefDelta& r, Lsn lsn) {
   }
   counts_[b] = static_cast<uint32_t>(new_count);
   chunk.lsn = lsn;
+  if (!chunk.rec_lsn) chunk.rec_lsn = lsn;
   touch(c);
 }
 
@@ -241,10 +242,10 @@ std::vector<std::byte> MetadataSpaceMap::encode_chunk(uint64_t chunk) const {
   return page;
 }
 
-std::vector<EncodedPage> MetadataSpaceMap::encode_dirty_pages() const {
+std::vector<EncodedPage> MetadataSpaceMap::encode_dirty_pages(Lsn up_to) const {
   std::vector<EncodedPage> out;
   for (uint64_t c = 0; c < chunks_.size(); ++c) {
-    if (!chunks_[c].dirty) continue;
+    if (!chunks_[c].dirty || chunks_[c].lsn > up_to) continue;
     out.push_back({region_.first + c, chunks_[c].lsn, encode_chunk(c), chunks_[c].generation});
   }
   return out;
@@ -254,7 +255,18 @@ void MetadataSpaceMap::mark_written(const EncodedPage& page) {
   TP_ASSERT_GE(page.location, region_.first);
   const uint64_t c = page.location - region_.first;
   TP_ASSERT_LT(c, chunks_.size());
-  if (chunks_[c].generation == page.generation) chunks_[c].dirty = false;
+  if (chunks_[c].generation == page.generation) {
+    chunks_[c].dirty = false;
+    chunks_[c].rec_lsn.reset();
+  }
+}
+
+std::optional<Lsn> MetadataSpaceMap::oldest_unwritten_lsn() const {
+  std::optional<Lsn> oldest;
+  for (const Chunk& c : chunks_) {
+    if (c.rec_lsn && (!oldest || *c.rec_lsn < *oldest)) oldest = c.rec_lsn;
+  }
+  return oldest;
 }
 
 uint64_t MetadataSpaceMap::dirty_page_count() const {

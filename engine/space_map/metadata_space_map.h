@@ -116,13 +116,17 @@ class MetadataSpaceMap {
   // Blocks whose count differs from `expected` (blocks absent there expect 0).
   std::vector<MetaRefMismatch> diff(const std::map<MBlock, uint32_t>& expected) const;
 
-  // Pages of every chunk changed since it was last written. Does not clear
-  // anything: call mark_written after each page's write completes.
-  std::vector<EncodedPage> encode_dirty_pages() const;
-  // The page encoded as `page` is on the device: its chunk is clean unless it
-  // changed since it was encoded.
+  // Pages of every chunk changed since it was last written whose LSN is at
+  // most `up_to` (the durable LSN: the others may not be written yet). Does
+  // not clear anything: call mark_written once each page's write is durable.
+  std::vector<EncodedPage> encode_dirty_pages(Lsn up_to = kAnyLsn) const;
+  // The page encoded as `page` is durably on the device: its chunk is clean
+  // unless it changed since it was encoded.
   void mark_written(const EncodedPage& page);
   uint64_t dirty_page_count() const;
+  // The smallest recovery LSN of a dirty chunk (see space_map_page.h): the
+  // journal tail may not pass it. Empty when no chunk holds it.
+  std::optional<Lsn> oldest_unwritten_lsn() const;
 
  private:
   struct Chunk {
@@ -130,6 +134,7 @@ class MetadataSpaceMap {
     uint32_t allocatable = 0;  // count == 0 and not reserved
     bool dirty = true;
     uint64_t generation = 0;  // bumped by every change, to match mark_written
+    std::optional<Lsn> rec_lsn;  // first record applied since last written
   };
 
   MetadataSpaceMap(uint64_t nr_blocks, PageRegion region);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
+#include <set>
 #include <string>
 
 #include "engine/format/block_header.h"
@@ -38,19 +39,32 @@ struct MetaHarness {
 
   MetadataSpaceMap map;
   std::map<uint64_t, uint32_t> model;  // nonzero counts
+  std::set<uint64_t> pending;          // reserved, not yet applied or cancelled
   RecordLog log;
 
   // Next-fit: the first block at or after `from`, wrapping, that is free.
   std::optional<uint64_t> model_next_free(uint64_t from) const {
     for (uint64_t i = 0; i < map.nr_blocks(); ++i) {
       const uint64_t b = (from + i) % map.nr_blocks();
-      if (!model.contains(b)) return b;
+      if (!model.contains(b) && !pending.contains(b)) return b;
     }
     return std::nullopt;
   }
 
+  void settle(uint64_t block, bool cancel) {
+    pending.erase(block);
+    if (cancel) {
+      map.cancel(MBlock(block));
+      return;
+    }
+    const journal::MetaRefDelta r{MBlock(block), +1};
+    RC_ASSERT(map.check(r).ok());
+    log.apply(map, r);
+    model[block] = 1;
+  }
+
   void step() {
-    const int op = *rc::gen::inRange(0, 8);
+    const int op = *rc::gen::inRange(0, 9);
     if (op < 4) {
       const bool hinted = *rc::gen::arbitrary<bool>();
       const uint64_t hint = *rc::gen::inRange<uint64_t>(0, map.nr_blocks());
@@ -65,13 +79,13 @@ struct MetaHarness {
       RC_ASSERT(r->block == MBlock(*expected));
       RC_ASSERT(r->delta == 1);
       next_cursor = *expected + 1;
-      if (op == 3) {
-        map.cancel(r->block);
-        return;
-      }
-      RC_ASSERT(map.check(*r).ok());
-      log.apply(map, *r);
-      model[*expected] = 1;
+      pending.insert(*expected);
+      if (op < 3) settle(*expected, op == 2);  // op 3 leaves it open
+    } else if (op == 8) {
+      if (pending.empty()) return;
+      auto it = pending.begin();
+      std::advance(it, *rc::gen::inRange<size_t>(0, pending.size()));
+      settle(*it, *rc::gen::arbitrary<bool>());
     } else if (!model.empty()) {
       auto it = model.begin();
       std::advance(it, *rc::gen::inRange<size_t>(0, model.size()));
@@ -88,8 +102,8 @@ struct MetaHarness {
     std::vector<std::pair<uint64_t, uint32_t>> want(model.begin(), model.end());
     RC_ASSERT(used_of(map) == want);
     RC_ASSERT(map.count_used() == model.size());
-    RC_ASSERT(map.count_free() == map.nr_blocks() - model.size());
-    RC_ASSERT(map.count_reserved() == 0u);
+    RC_ASSERT(map.count_reserved() == pending.size());
+    RC_ASSERT(map.count_free() == map.nr_blocks() - model.size() - pending.size());
   }
 
   uint64_t next_cursor = 0;
@@ -108,19 +122,24 @@ RC_GTEST_PROP(MetadataSpaceMap, ReplayOfAllRecordsOverAnyCheckpointIsIdempotent,
   const uint64_t nr = *rc::gen::inRange<uint64_t>(1, 3000);
   MetaHarness h{make_map(nr)};
   PageDisk disk;
+  Lsn tail(1);
+  auto encode = [](const MetadataSpaceMap& m, Lsn durable) { return m.encode_dirty_pages(durable); };
   checkpoint(h.map, disk, false);
   const int steps = *rc::gen::inRange(0, 200);
   for (int i = 0; i < steps; ++i) {
     h.step();
-    if (*rc::gen::inRange(0, 10) == 0) checkpoint(h.map, disk, true);
+    if (*rc::gen::inRange(0, 10) == 0) {
+      testing::checkpoint_pages(h.map, encode, disk, true, tail, h.log.next_lsn);
+    }
   }
+  // First from the journal tail, then (crashed again) every record.
   for (int crash = 0; crash < 2; ++crash) {
     auto recovered = MetadataSpaceMap::load(nr, kRegion, disk.reader());
     RC_ASSERT(recovered.ok());
-    h.log.replay(*recovered);
+    h.log.replay(*recovered, crash == 0 ? tail : Lsn(1));
     RC_ASSERT(used_of(*recovered) == used_of(h.map));
-    RC_ASSERT(recovered->count_free() == h.map.count_free());
-    checkpoint(*recovered, disk, true);
+    RC_ASSERT(recovered->count_free() == h.map.count_free() + h.map.count_reserved());
+    testing::checkpoint_pages(*recovered, encode, disk, true, tail, h.log.next_lsn);
   }
 }
 

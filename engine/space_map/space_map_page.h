@@ -81,14 +81,25 @@ struct PageRegion {
 
 // A page ready to be written at `location`. It must not be written before
 // every record up to `lsn` is durable and committed (the write-ahead rule
-// above); after the write completes the caller tells the map with
-// mark_written(page).
+// above); once the write is durable (after the FLUSH that follows it) the
+// caller tells the map with mark_written(page).
+//
+// # Holding the journal tail
+//
+// A dirty page also has a recovery LSN: the first record applied to it since
+// it was last written. The journal tail must not pass the smallest of them
+// (oldest_unwritten_lsn(): the records from there on are the only copy of
+// what those pages lack). mark_written clears it, which is why it must be
+// called only once the write is durable.
 struct EncodedPage {
   MBlock location;
   Lsn lsn;
   std::vector<std::byte> bytes;  // kMetadataBlockBytes, sealed
   uint64_t generation = 0;       // the page's change counter when encoded; not on disk
 };
+
+// encode_dirty_pages' default bound: every dirty page, whatever its LSN.
+inline constexpr Lsn kAnyLsn{UINT64_MAX};
 
 // Reads one page during load. May suspend (it is called from the loading
 // task); returns the device's error, which load passes on with context.

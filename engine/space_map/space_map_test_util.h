@@ -105,6 +105,25 @@ struct PageDisk {
   }
 };
 
+// Writes the dirty pages of `map` whose LSN is at most a random durable LSN
+// (a random subset of them if `random_subset`), then moves `tail`, the first
+// LSN the journal keeps, as a checkpointer would: up to the map's oldest
+// unwritten LSN, or past every record.
+template <typename Map, typename Encode>
+void checkpoint_pages(Map& map, Encode encode, PageDisk& disk, bool random_subset, Lsn& tail,
+                      uint64_t next_lsn) {
+  const Lsn durable(random_subset ? *rc::gen::inRange<uint64_t>(0, next_lsn) : next_lsn - 1);
+  for (const EncodedPage& p : encode(map, durable)) {
+    RC_ASSERT(p.lsn <= durable);
+    if (random_subset && !*rc::gen::arbitrary<bool>()) continue;
+    disk.write(p);
+    map.mark_written(p);
+  }
+  const Lsn new_tail = map.oldest_unwritten_lsn().value_or(Lsn(next_lsn));
+  RC_ASSERT(new_tail >= tail);
+  tail = new_tail;
+}
+
 // Records in the order they were applied, with their LSNs: the journal.
 struct RecordLog {
   uint64_t next_lsn = 1;
@@ -117,14 +136,17 @@ struct RecordLog {
     records.emplace_back(lsn, r);
   }
 
-  void replay(DataSpaceMap& map) const {
+  // Replays the records from LSN `from` on (the journal tail) to the end.
+  void replay(DataSpaceMap& map, Lsn from = Lsn(1)) const {
     for (const auto& [lsn, r] : records) {
+      if (lsn < from) continue;
       if (auto* a = std::get_if<journal::DataRangeAlloc>(&r)) map.apply(*a, lsn);
       if (auto* d = std::get_if<journal::DataRangeRefDelta>(&r)) map.apply(*d, lsn);
     }
   }
-  void replay(MetadataSpaceMap& map) const {
+  void replay(MetadataSpaceMap& map, Lsn from = Lsn(1)) const {
     for (const auto& [lsn, r] : records) {
+      if (lsn < from) continue;
       if (auto* m = std::get_if<journal::MetaRefDelta>(&r)) map.apply(*m, lsn);
     }
   }
@@ -206,6 +228,13 @@ struct DataHarness {
     while (!pending.empty()) settle(0, cancel);
   }
 
+  // The smallest (or largest) model count in [begin, begin + n).
+  uint32_t lowest_or_most(uint64_t begin, uint64_t n, bool most) const {
+    uint32_t v = most ? 0 : UINT32_MAX;
+    for (uint64_t b = begin; b < begin + n; ++b) v = most ? std::max(v, model.at(b)) : std::min(v, model.at(b));
+    return v;
+  }
+
   // A used stretch starting at a random used block, at most max_len long.
   std::pair<uint64_t, uint64_t> random_used_range(uint64_t max_len) {
     auto it = model.counts.begin();
@@ -228,6 +257,7 @@ struct DataHarness {
                                    : -int32_t(*rc::gen::inRange<uint32_t>(1, lowest + 1));
     const journal::DataRangeRefDelta r{DBlock(begin), n, delta};
     RC_ASSERT(map.check(r).ok());
+    RC_ASSERT(map.max_refcount(DBlock(begin), n) == lowest_or_most(begin, n, true));
     log.apply(map, r);
     model.add(begin, n, delta);
   }
