@@ -29,6 +29,13 @@
 // model allowed (a disk whose media disagrees with the model is caught there
 // too). Nothing is ever widened to "anything goes".
 //
+// Precision. Per sector the sets are exact for the contract as written
+// ("each non-durable write kept, dropped or torn at sector granularity"):
+// any surviving version of any sector is allowed independently of its
+// neighbours. The model does not check the disk's coarser tear unit
+// (CrashOptions::tear_sectors): that is the disk's own promise, tested in
+// sim/sim_disk_test.cc.
+//
 // Contents are 64-bit hashes of sector bytes, so the model is cheap. Sectors
 // never touched are implicit (they hold zeros). Single-threaded.
 #pragma once

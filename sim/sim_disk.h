@@ -173,6 +173,8 @@ class SimDisk final : public BlockDevice {
   void land_write(const Pending& p, uint64_t first_sector, uint64_t seq);
   void persist_through(uint64_t watermark_seq);
   void inject_bit_flip();
+  // Records the crash event: a digest of every choice, and the summary.
+  void record_crash(const CrashReport& report);
   void note_fault(TraceEvent& ev, FaultKind f);
   TraceEvent base_event(TraceKind kind, const Pending& p) const;
 

@@ -118,7 +118,11 @@ CrashReport SimDisk::crash(Random& rng, const CrashOptions& options) {
   }
   cache_.clear();
   in_flight_.clear();
+  record_crash(report);
+  return report;
+}
 
+void SimDisk::record_crash(const CrashReport& report) {
   TraceEvent ev;
   ev.kind = TraceKind::crash;
   ev.boot = boot_;
@@ -134,7 +138,6 @@ CrashReport SimDisk::crash(Random& rng, const CrashOptions& options) {
   ev.content_hash = d.value();
   ev.note = report.summary();
   trace_.record(std::move(ev));
-  return report;
 }
 
 }  // namespace thinp::sim
