@@ -215,7 +215,9 @@ Status MappingTree::apply(const Edit& edit) {
 Status MappingTree::set_root(std::vector<ChildRef> nodes) {
   while (nodes.size() > 1) {
     nodes[0].key = VBlock(0);
+    const size_t before = nodes.size();
     TP_ASSIGN_OR_RETURN(nodes, write_internals(nodes, std::nullopt, SplitBias::balanced));
+    TP_ASSERT_LT(nodes.size(), before);  // each level must hold two entries
   }
   if (nodes.empty()) {  // everything was unmapped: an empty leaf
     TP_ASSIGN_OR_RETURN(MBlock b, store_->allocate(MBlock(0)));

@@ -71,7 +71,10 @@ struct MappingTreeOptions {
   // At least kMappingNodeBytesMin.
   size_t node_bytes_max = kPageBodyBytes;
 };
-inline constexpr size_t kMappingNodeBytesMin = 96;
+// Small enough for tests to build deep trees from small numbers; a tree
+// whose values are so wide that two internal entries do not fit stops with
+// an assertion (never with production's kPageBodyBytes).
+inline constexpr size_t kMappingNodeBytesMin = 48;
 
 class MappingTree {
  public:

@@ -68,6 +68,8 @@ Status MemoryNodeStore::write(MBlock block, BlockType type, std::span<const std:
   if (log_) {
     journal::PageWrite w{block, uint16_t(first), {}};
     w.bytes.assign(body.begin() + first, body.begin() + last);
+    w.page_type = type;
+    w.init = old == pages_.end();  // a freshly allocated page: all of it is here
     log_->push_back(std::move(w));
   }
   pages_[block] = std::move(page);
