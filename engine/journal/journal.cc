@@ -1,6 +1,7 @@
 #include "engine/journal/journal.h"
 
 #include <algorithm>
+#include <set>
 #include <string>
 
 namespace thinp::journal {
@@ -20,8 +21,6 @@ void Transaction::write_page(const cache::PageRef& page, uint16_t offset,
   w.init = init;
   records_.emplace_back(std::move(w));
   pages_.push_back(page.clone());
-  encode_record(records_.back(), encoded_);
-  ends_.push_back(static_cast<uint32_t>(encoded_.size()));
 }
 
 void Transaction::add(Record record) {
@@ -29,8 +28,6 @@ void Transaction::add(Record record) {
   TP_ASSERT(!std::holds_alternative<Commit>(record));
   records_.push_back(std::move(record));
   pages_.emplace_back();
-  encode_record(records_.back(), encoded_);
-  ends_.push_back(static_cast<uint32_t>(encoded_.size()));
 }
 
 // --- Journal -----------------------------------------------------------------------
@@ -74,15 +71,24 @@ Journal::~Journal() {
   if (cache_.wal_gate() == this) cache_.set_wal_gate(nullptr);
 }
 
+// Torn pages. A page write-back can tear (sector granularity), and only the
+// records since the tail are replayed, so the first record that makes a
+// clean page dirty carries the whole page payload (init: recovery rebuilds
+// the page from it without reading the old one). A torn write-back is then
+// always repaired: its page stays dirty, or unflushed, and holds the tail at
+// or before that full image until a FLUSH has made the write-back durable.
 Result<Lsn> Journal::commit(Transaction& txn) {
   TP_ASSERT_NE(rt_.current_task(), kNoTask);
   if (!failed_.ok()) return failed_;
-  // The Commit record, encoded last.
-  const uint64_t txn_seq = next_txn_++;
-  encode_record(Commit{txn_seq}, txn.encoded_);
-  txn.ends_.push_back(static_cast<uint32_t>(txn.encoded_.size()));
-  const uint64_t records = txn.ends_.size();
-  const uint64_t need = JournalBlockPacker::blocks_needed_bound(txn.encoded_.size(), records);
+  const uint64_t records = txn.records_.size() + 1;  // and the Commit record
+  uint64_t bound_bytes = encoded_record_bytes(Commit{});
+  std::set<MBlock> pages;
+  for (const Record& r : txn.records_) {
+    bound_bytes += encoded_record_bytes(r);
+    if (const auto* w = std::get_if<PageWrite>(&r)) pages.insert(w->block);
+  }
+  bound_bytes += pages.size() * kMaxEncodedRecordBytes;  // full page images
+  const uint64_t need = JournalBlockPacker::blocks_needed_bound(bound_bytes, records);
   if (need > options_.max_transaction_blocks) {
     txn = Transaction();
     return Status(Errc::invalid_argument,
@@ -103,12 +109,23 @@ Result<Lsn> Journal::commit(Transaction& txn) {
   next_lsn_ = s.last + 1;
   s.reserved_blocks = need;
   for (size_t i = 0; i < txn.records_.size(); ++i) {
-    if (const auto* w = std::get_if<PageWrite>(&txn.records_[i])) {
-      cache_.apply_write(txn.pages_[i], w->offset, w->bytes, s.first + i, w->init);
+    Record& r = txn.records_[i];
+    if (auto* w = std::get_if<PageWrite>(&r)) {
+      const cache::PageRef& page = txn.pages_[i];
+      const bool was_clean = !page.dirty();
+      cache_.apply_write(page, w->offset, w->bytes, s.first + i, w->init);
+      if (was_clean) {
+        w->offset = 0;
+        w->bytes.assign(page.payload().begin(), page.payload().end());
+        w->init = true;
+        ++stats_.full_page_images;
+      }
     }
+    encode_record(r, s.encoded);
+    s.ends.push_back(static_cast<uint32_t>(s.encoded.size()));
   }
-  s.encoded = std::move(txn.encoded_);
-  s.ends = std::move(txn.ends_);
+  encode_record(Commit{next_txn_++}, s.encoded);
+  s.ends.push_back(static_cast<uint32_t>(s.encoded.size()));
   const Lsn commit_lsn = s.last;
   staged_.push_back(std::move(s));
   txn = Transaction();  // drops the pins

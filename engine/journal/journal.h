@@ -93,6 +93,7 @@ struct JournalStats {
   uint64_t space_waits = 0;      // commits that found the ring full
   uint64_t reclaims = 0;         // reclaimer runs
   uint64_t largest_batch_commits = 0;
+  uint64_t full_page_images = 0;  // PageWrites widened to the whole page (see commit())
 };
 
 // The changes of one transaction, collected before commit. Holds a pin on
@@ -114,14 +115,11 @@ class Transaction {
   void add(Record record);
 
   size_t record_count() const { return records_.size(); }
-  uint64_t encoded_bytes() const { return encoded_.size(); }
 
  private:
   friend class Journal;
   std::vector<Record> records_;
   std::vector<cache::PageRef> pages_;  // parallel to records_: a pin per PageWrite
-  std::vector<std::byte> encoded_;     // records_ encoded back to back
-  std::vector<uint32_t> ends_;         // end offset of each record in encoded_
 };
 
 class Journal final : public cache::WalGate {

@@ -122,6 +122,20 @@ void encode_record(const Record& record, std::vector<std::byte>& out) {
       record);
 }
 
+size_t encoded_record_bytes(const Record& record) {
+  return std::visit(
+      [](const auto& r) -> size_t {
+        using T = std::decay_t<decltype(r)>;
+        if constexpr (std::is_same_v<T, PageWrite>) return kPageWriteFixed + r.bytes.size();
+        if constexpr (std::is_same_v<T, MetaRefDelta>) return kMetaRefDeltaBytes;
+        if constexpr (std::is_same_v<T, DataRangeRefDelta>) return kDataRangeRefDeltaBytes;
+        if constexpr (std::is_same_v<T, DataRangeAlloc>) return kDataRangeAllocBytes;
+        if constexpr (std::is_same_v<T, DeviceDetailsUpdate>) return kDeviceDetailsBytes;
+        if constexpr (std::is_same_v<T, Commit>) return kCommitBytes;
+      },
+      record);
+}
+
 namespace {
 
 Result<Record> decode_page_write(std::span<const std::byte> b) {

@@ -64,6 +64,9 @@ enum class FragmentKind : uint8_t { full = 1, first = 2, middle = 3, last = 4 };
 // asserts.
 void encode_record(const Record& record, std::vector<std::byte>& out);
 
+// The size encode_record() appends for `record`.
+size_t encoded_record_bytes(const Record& record);
+
 // Decodes exactly one record occupying all of `bytes`. Any malformation
 // (unknown kind, wrong length, out-of-range field) is Errc::corruption.
 Result<Record> decode_record(std::span<const std::byte> bytes);

@@ -1,0 +1,174 @@
+#include "engine/journal/journal.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "engine/journal/journal_test_world.h"
+
+namespace thinp::journal::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Mode = CrashTestDisk::CrashMode;
+
+// The LSNs of the Commit records a crash right now would keep (no wrap: the
+// ring is read from its first block).
+std::set<Lsn> durable_commit_lsns(World& w) {
+  Random rng(1);
+  const auto image = w.disk.crash_image(Mode::drop_unflushed, rng);
+  const auto ring = std::span(image).subspan(kRingStart * kMetadataBlockBytes,
+                                             w.ring().length_blocks * kMetadataBlockBytes);
+  std::vector<std::pair<Lsn, Record>> records;
+  (void)decode_journal_image(ring, MBlock(kRingStart), &records);  // stops at the first unwritten block
+  std::set<Lsn> out;
+  for (const auto& [lsn, r] : records) {
+    if (std::holds_alternative<Commit>(r)) out.insert(lsn);
+  }
+  return out;
+}
+
+uint64_t ring_writes(const World& w) {
+  return w.disk.count(IoOp::write, kRingStart * kMetadataBlockBytes,
+                      (kRingStart + w.ring().length_blocks) * kMetadataBlockBytes);
+}
+
+TEST(Journal, CommitIsDurableOnReturnAndReachesTheCacheWithItsLsn) {
+  World w(WorldConfig{});
+  w.open_fresh();
+  w.run_task([&] {
+    Transaction txn;
+    ASSERT_TRUE(w.write_test_page(txn, 0, 1, 1, true).ok());
+    txn.add(DataRangeAlloc{DBlock(10), 4, ThinId(1)});
+    Result<Lsn> lsn = w.journal->commit(txn);
+    ASSERT_TRUE(lsn.ok()) << lsn.status().to_string();
+    EXPECT_EQ(*lsn, Lsn(3));  // page write 1, alloc 2, commit 3
+    EXPECT_EQ(w.journal->durable_lsn(), Lsn(3));
+    EXPECT_TRUE(durable_commit_lsns(w).count(Lsn(3)));
+    cache::PageRef page = w.cache.pin(MBlock(kPageBase), BlockType::test_page).value();
+    EXPECT_TRUE(page.dirty());
+    EXPECT_EQ(page.page_lsn(), Lsn(1));
+    EXPECT_EQ(ring_writes(w), 1u);
+    EXPECT_EQ(w.disk.trace.back().fua, true);
+  });
+}
+
+// N committers at once, each dirtying several pages: far fewer than N
+// journal writes, and each committer returns only once its Commit record is
+// durable (checked against what a crash at that instant would keep).
+void run_concurrent_committers(bool use_fua, int committers, int pages_each) {
+  WorldConfig cfg;
+  cfg.ring_blocks = 512;
+  cfg.journal.use_fua = use_fua;
+  World w(cfg);
+  w.open_fresh();
+  int durable_on_return = 0;
+  for (int t = 0; t < committers; ++t) {
+    w.sched.spawn("committer", [&, t] {
+      w.sched.sleep(Nanos(w.sched.random().uniform(5000)));
+      Transaction txn;
+      for (int p = 0; p < pages_each; ++p) {
+        ASSERT_TRUE(w.write_test_page(txn, t * pages_each + p, t, 1, true, 512).ok());
+      }
+      Result<Lsn> lsn = w.journal->commit(txn);
+      ASSERT_TRUE(lsn.ok()) << lsn.status().to_string();
+      if (durable_commit_lsns(w).count(*lsn)) ++durable_on_return;
+    });
+  }
+  ASSERT_EQ(w.sched.run(), sim::RunOutcome::idle) << w.sched.deadlock_report() << w.sched.failure();
+  EXPECT_EQ(durable_on_return, committers);
+  const JournalStats& s = w.journal->stats();
+  EXPECT_EQ(s.commits, uint64_t(committers));
+  EXPECT_LE(s.batches * 4, uint64_t(committers)) << "commits did not batch";
+  EXPECT_EQ(ring_writes(w), s.journal_writes);
+  EXPECT_EQ(w.disk.count(IoOp::flush), use_fua ? 0 : s.batches);
+  // No page was written back: write-back is lazy (checkpoint).
+  EXPECT_EQ(w.disk.count(IoOp::write, kPageBase * kMetadataBlockBytes), 0u);
+  std::printf("[measure] %d committers x %d pages (%s): %llu batches, %llu journal writes, "
+              "%llu flushes, %.3f metadata IOs per commit, largest batch %llu commits, "
+              "virtual time %.1f us\n",
+              committers, pages_each, use_fua ? "FUA" : "write+FLUSH",
+              (unsigned long long)s.batches, (unsigned long long)s.journal_writes,
+              (unsigned long long)w.disk.count(IoOp::flush),
+              double(s.journal_writes + w.disk.count(IoOp::flush)) / committers,
+              (unsigned long long)s.largest_batch_commits, w.sched.now().count() / 1000.0);
+}
+
+TEST(Journal, GroupCommitBatchesConcurrentCommittersWithFua) {
+  run_concurrent_committers(true, 32, 6);
+}
+
+TEST(Journal, GroupCommitBatchesConcurrentCommittersWithWriteThenFlush) {
+  run_concurrent_committers(false, 32, 6);
+}
+
+TEST(Journal, RingWrapsThroughCheckpointsAndRecoversAfterWrapping) {
+  WorldConfig cfg;
+  cfg.ring_blocks = 16;
+  World w(cfg);
+  w.open_fresh();
+  constexpr int kTxns = 200;
+  w.run_task([&] {
+    for (int i = 0; i < kTxns; ++i) {
+      Transaction txn;
+      ASSERT_TRUE(w.write_test_page(txn, i % 5, i % 5, i, i < 5).ok());
+      ASSERT_TRUE(w.journal->commit(txn).ok());
+    }
+  });
+  // About 2 blocks per transaction through a 16-block ring: many laps.
+  EXPECT_GT(w.journal->stats().blocks_written, 20 * cfg.ring_blocks);
+  EXPECT_GT(w.checkpointer->stats().tail_moves, 10u);
+  EXPECT_GT(w.journal->stats().space_waits, 0u);
+  EXPECT_LE(w.journal->used_blocks(), cfg.ring_blocks);
+  EXPECT_GT(w.superblock_tail.seq, cfg.ring_blocks);
+
+  Random rng(3);
+  World after(cfg, w.disk.crash_image(Mode::drop_unflushed, rng));
+  Result<RecoveryResult> r = after.open_recovering(w.superblock_tail);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->last_committed_lsn, w.journal->durable_lsn());
+  after.run_task([&] {
+    for (int p = 0; p < 5; ++p) {
+      auto v = after.read_test_page(p);
+      ASSERT_TRUE(v.ok()) << v.status().to_string();
+      EXPECT_EQ(v->second, uint64_t(kTxns - 5 + p));
+    }
+  });
+}
+
+TEST(Journal, WriteErrorFailsTheJournalAndNothingIsAcknowledged) {
+  World w(WorldConfig{});
+  w.open_fresh();
+  w.run_task([&] {
+    Transaction first;
+    ASSERT_TRUE(w.write_test_page(first, 0, 0, 1, true).ok());
+    ASSERT_TRUE(w.journal->commit(first).ok());
+    w.disk.fail_writes = 1;
+    Transaction second;
+    ASSERT_TRUE(w.write_test_page(second, 0, 0, 2, false).ok());
+    Result<Lsn> failed = w.journal->commit(second);
+    EXPECT_EQ(failed.status().code(), Errc::io_error);
+    Transaction third;
+    third.add(DataRangeAlloc{DBlock(1), 1, ThinId(1)});
+    EXPECT_EQ(w.journal->commit(third).status().code(), Errc::io_error);
+    EXPECT_EQ(w.journal->durable_lsn(), Lsn(2));
+  });
+}
+
+TEST(Journal, OversizedTransactionIsRejected) {
+  WorldConfig cfg;
+  cfg.ring_blocks = 16;  // transactions up to 4 blocks
+  World w(cfg);
+  w.open_fresh();
+  w.run_task([&] {
+    Transaction txn;
+    for (int p = 0; p < 8; ++p) ASSERT_TRUE(w.write_test_page(txn, p, p, 1, true).ok());
+    EXPECT_EQ(w.journal->commit(txn).status().code(), Errc::invalid_argument);
+    Transaction small;
+    ASSERT_TRUE(w.write_test_page(small, 0, 0, 1, true).ok());
+    EXPECT_TRUE(w.journal->commit(small).ok());
+  });
+}
+
+}  // namespace
+}  // namespace thinp::journal::testing
