@@ -193,6 +193,11 @@ uint32_t MetadataSpaceMap::refcount(MBlock block) const {
   return counts_[block.value()];
 }
 
+bool MetadataSpaceMap::is_reserved(MBlock block) const {
+  TP_ASSERT_LT(block.value(), nr_blocks_);
+  return reserved_[block.value()];
+}
+
 Lsn MetadataSpaceMap::chunk_lsn(uint64_t chunk) const {
   TP_ASSERT_LT(chunk, chunks_.size());
   return chunks_[chunk].lsn;

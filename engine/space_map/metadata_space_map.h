@@ -105,6 +105,7 @@ class MetadataSpaceMap {
   void apply(const journal::MetaRefDelta& r, Lsn lsn);
 
   uint32_t refcount(MBlock block) const;
+  bool is_reserved(MBlock block) const;
   uint64_t nr_blocks() const { return nr_blocks_; }
   uint64_t count_used() const { return used_; }          // count > 0
   uint64_t count_reserved() const { return reserved_count_; }

@@ -227,7 +227,10 @@ TEST(MetadataSpaceMap, CheckAndDiffForTheChecker) {
   EXPECT_NE(map.check({MBlock(50), +1}).message().find("beyond"), std::string::npos);
   auto r = map.reserve(MBlock(5));
   ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(map.is_reserved(MBlock(5)));
+  EXPECT_EQ(map.refcount(MBlock(5)), 0u);
   log.apply(map, *r);
+  EXPECT_FALSE(map.is_reserved(MBlock(5)));
   EXPECT_NE(map.check({MBlock(5), -2}).message().find("below zero"), std::string::npos);
   log.apply(map, journal::MetaRefDelta{MBlock(5), +1});
   // A walk that finds block 5 once and block 9 once: 5 is leaked by one, 9 is

@@ -60,6 +60,27 @@
 //
 // Reservations, owner locality cursors and the free index are not persisted:
 // the first is per transaction, the other two are rebuilt at load.
+//
+// # Fitting engine/journal/
+//
+// Journal::commit gives a transaction's records consecutive LSNs and applies
+// its PageWrites to the cache in one section that never suspends, then waits
+// for durability; committers wake in any order. Space-map records must be
+// applied in that same section (apply_space_map_record for each logical
+// record at its LSN), not after commit returns: applying after the wait
+// could reach a map out of LSN order (asserted), and a page could be encoded
+// with an LSN above a record not yet applied to it, which replay would then
+// skip. Until the journal has that hook, only a caller that commits one
+// transaction at a time may apply after commit returns. Because a batch is
+// written whole, a durable LSN is always at a Commit, so "durable" in the
+// write-ahead rule implies "committed" with that journal.
+//
+// The checkpointer's persist_logical(D) step writes encode_dirty_pages(D),
+// and must keep the tail at or below oldest_unwritten_lsn() of both maps
+// (pages whose LSN is above D stay dirty and still need their records).
+//
+// Inside a transaction, counts change only at apply: a block the transaction
+// reserved reads 0 (and is_reserved) until its record is applied.
 #pragma once
 
 #include <cstddef>
