@@ -343,7 +343,7 @@ ScenarioResult run_disk_scenario_traced(const ScenarioOptions& options,
                                           run.media->zero_sector_hash());
   run.log("disk scenario seed " + std::to_string(options.seed) + ": " + plan_summary(run.plan));
   run.trace->set_observer([&run](const TraceEvent& ev) {
-    if (run.options.verbose) run.log(sim::format_event(ev));
+    if (run.options.verbose) run.log(sim::format_event(ev, /*with_sector_hashes=*/false));
     if (ev.kind != TraceKind::submit) ++run.counts.faults[static_cast<size_t>(ev.fault)];
     const Status s = feed_disk_model(*run.model, run.plan.sector_bytes, ev);
     if (s.ok()) return;

@@ -90,7 +90,7 @@ uint64_t combine_sector_hashes(const std::vector<uint64_t>& hashes) {
   return d.value();
 }
 
-std::string format_event(const TraceEvent& ev) {
+std::string format_event(const TraceEvent& ev, bool with_sector_hashes) {
   std::ostringstream os;
   os << ev.seq << ' ' << trace_kind_name(ev.kind) << " boot=" << ev.boot << " io=" << ev.io_id
      << " op=" << io_op_name(ev.op) << " fua=" << (ev.fua ? 1 : 0) << " off=" << ev.offset_bytes
@@ -99,6 +99,10 @@ std::string format_event(const TraceEvent& ev) {
      << " fault=" << fault_kind_name(ev.fault) << " foff=" << ev.fault_offset_bytes
      << " hash=" << hex(ev.content_hash) << " prior=" << hex(ev.prior_hash) << " sectors=";
   if (ev.sector_hashes.empty()) os << '-';
+  if (!with_sector_hashes && !ev.sector_hashes.empty()) {
+    os << ev.sector_hashes.size() << " note=" << ev.note;
+    return os.str();
+  }
   for (size_t i = 0; i < ev.sector_hashes.size(); ++i) {
     os << (i ? "," : "") << hex(ev.sector_hashes[i]);
   }

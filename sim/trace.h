@@ -71,7 +71,9 @@ struct TraceEvent {
 uint64_t combine_sector_hashes(const std::vector<uint64_t>& hashes);
 
 // One line, e.g. "17 complete boot=0 io=9 op=write fua=0 off=4096 ...".
-std::string format_event(const TraceEvent& ev);
+// Without sector hashes (for logs; content_hash still summarises them) the
+// line says "sectors=N" and cannot be parsed back.
+std::string format_event(const TraceEvent& ev, bool with_sector_hashes = true);
 // The inverse of format_event.
 Result<TraceEvent> parse_event(std::string_view line);
 
