@@ -105,6 +105,7 @@ std::string plan_summary(const DiskPlan& p) {
   os << "sector=" << p.sector_bytes << " sectors=" << p.sector_count << " tasks=" << p.task_count
      << " tear=" << p.crash.tear_sectors << " faults=[" << p.faults.to_string() << "]";
   if (p.bugs.flush_noop) os << " BUG=flush_noop";
+  if (p.bugs.hide_lost_writes) os << " BUG=hide_lost_writes";
   return os.str();
 }
 
@@ -326,11 +327,15 @@ ScenarioResult run_disk_scenario_traced(const ScenarioOptions& options,
   ScenarioResult result;
   sim::DiskBugs bugs;
   for (const std::string& bug : options.bugs) {
-    if (bug != "disk-flush-noop") {
-      result.failure = "unknown bug '" + bug + "' for scenario disk (known: disk-flush-noop)";
+    if (bug == "disk-flush-noop") {
+      bugs.flush_noop = true;
+    } else if (bug == "disk-hidden-lost-write") {
+      bugs.hide_lost_writes = true;
+    } else {
+      result.failure = "unknown bug '" + bug +
+                       "' for scenario disk (known: disk-flush-noop, disk-hidden-lost-write)";
       return result;
     }
-    bugs.flush_noop = true;
   }
   Random root(options.seed);
   Random plan_rng = root.fork();

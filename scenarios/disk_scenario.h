@@ -24,7 +24,9 @@ namespace thinp::scenarios {
 inline constexpr uint64_t kDiskScenarioDefaultOps = 1200;
 
 // Runs one seed. Recognised bugs: "disk-flush-noop" (FLUSH makes nothing
-// durable). The digest covers every trace event and the model's counts.
+// durable) and "disk-hidden-lost-write" (lost writes missing from the trace,
+// so the model's exact accounting of silent faults is put to the test). The
+// digest covers every trace event and the model's counts.
 ScenarioResult run_disk_scenario(const ScenarioOptions& options);
 
 // The same run, keeping every trace event and saving the trace to

@@ -93,6 +93,19 @@ TEST(DiskScenario, FlushNoopBugIsCaught) {
   EXPECT_NE(first.find("allow"), std::string::npos) << first;
 }
 
+// Silent faults are accounted exactly: a lost write the trace does not
+// report leaves the old value where the model expects the new one.
+TEST(DiskScenario, HiddenLostWriteIsCaught) {
+  std::string failure;
+  for (uint64_t seed = 1; seed <= 50 && failure.empty(); ++seed) {
+    const ScenarioResult r = run_seed(seed, {"disk-hidden-lost-write"});
+    if (!r.passed) failure = r.failure;
+    EXPECT_NE(r.summary.find("BUG=hide_lost_writes"), std::string::npos);
+  }
+  ASSERT_FALSE(failure.empty());
+  EXPECT_NE(failure.find("not an allowed value"), std::string::npos) << failure;
+}
+
 TEST(DiskScenario, UnknownBugIsAnError) {
   const ScenarioResult r = run_seed(1, {"no-such-bug"});
   EXPECT_FALSE(r.passed);

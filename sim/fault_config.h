@@ -84,6 +84,9 @@ struct LatencyConfig {
 struct DiskBugs {
   // FLUSH completes successfully but makes nothing durable.
   bool flush_noop = false;
+  // Lost writes happen but the trace does not report them: proves the model
+  // accounts for silent faults exactly rather than allowing anything.
+  bool hide_lost_writes = false;
 };
 
 }  // namespace thinp::sim

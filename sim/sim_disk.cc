@@ -28,7 +28,8 @@ SimDisk::SimDisk(Scheduler& sched, DiskMedia& media, IoTrace& trace, SimDiskOpti
   ev.flush_epoch = trace_.flush_epoch();
   ev.note = options_.name + " sector=" + std::to_string(media_.sector_bytes()) +
             " faults=" + options_.faults.to_string() +
-            (options_.bugs.flush_noop ? " BUG=flush_noop" : "");
+            (options_.bugs.flush_noop ? " BUG=flush_noop" : "") +
+            (options_.bugs.hide_lost_writes ? " BUG=hide_lost_writes" : "");
   trace_.record(std::move(ev));
 }
 
@@ -182,7 +183,7 @@ Status SimDisk::complete_write(Pending& p, TraceEvent& ev, bool& corrupt_after) 
   }
   const uint64_t seq = ++completed_writes_;
   if (rng_.chance(f.lost_write)) {
-    note_fault(ev, FaultKind::lost_write);
+    if (!options_.bugs.hide_lost_writes) note_fault(ev, FaultKind::lost_write);
   } else {
     uint64_t landing = p.first_sector;
     if (rng_.chance(f.misdirect)) {

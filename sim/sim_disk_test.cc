@@ -261,6 +261,26 @@ TEST(SimDisk, FlushNoopBugMakesNothingDurable) {
   EXPECT_EQ(read_marks(w, 0, 1)[0], 0);  // ...but the write is gone
 }
 
+TEST(DiskMedia, SparseSectorsHashesAndBitFlips) {
+  DiskMedia m(4096, 8);
+  EXPECT_EQ(m.size_bytes(), 8u * 4096);
+  EXPECT_EQ(m.sector_hash(3), m.zero_sector_hash());
+  EXPECT_EQ(m.written_sector_count(), 0u);
+  SectorBytes a(4096, std::byte{0x5});
+  m.write_sector(3, a);
+  m.write_sector(3, a);
+  EXPECT_EQ(m.written_sector_count(), 1u);  // first writes only
+  EXPECT_EQ(m.written_sector(0), 3u);
+  EXPECT_EQ(m.sector_hash(3), hash_bytes(a));
+  const uint64_t flipped = m.flip_bit(3, 9);
+  SectorBytes back(4096);
+  m.read_sector(3, back);
+  EXPECT_EQ(back[1], std::byte{0x7});  // bit 9 is bit 1 of byte 1: 0x5 ^ 0x2
+  EXPECT_EQ(flipped, hash_bytes(back));
+  m.read_sector(4, back);
+  EXPECT_TRUE(std::all_of(back.begin(), back.end(), [](std::byte b) { return b == std::byte{0}; }));
+}
+
 // --- Faults -------------------------------------------------------------------
 
 const TraceEvent* last_completion(const IoTrace& t, IoOp op) {
