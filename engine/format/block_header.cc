@@ -82,13 +82,16 @@ Status verify_block(std::span<const std::byte> block, BlockType expected_type,
     return Status(Errc::corruption, what + ": checksum mismatch");
   }
   if (h.type != expected_type) {
-    return Status(Errc::corruption, what + ": holds a " + std::string(block_type_name(h.type)) +
-                                        " block instead");
+    return Status(Errc::corruption, what + ": holds a block of type " +
+                                        std::string(block_type_name(h.type)) + " instead");
   }
   if (h.location != expected_location) {
     return Status(Errc::corruption,
                   what + ": says it belongs at " + std::to_string(h.location.value()) +
                       " (misdirected write?)");
+  }
+  if (get_u64(block, 24) != 0) {
+    return Status(Errc::corruption, what + ": reserved header bytes are not zero");
   }
   return ok_status();
 }

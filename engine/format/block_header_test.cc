@@ -23,10 +23,16 @@ TEST(BlockHeader, SealedBlockVerifiesAndEveryCheckCanFail) {
 
   const Status wrong_type = verify_block(block, BlockType::superblock, MBlock(7));
   EXPECT_EQ(wrong_type.code(), Errc::corruption);
-  EXPECT_NE(wrong_type.message().find("holds a journal block"), std::string::npos);
+  EXPECT_NE(wrong_type.message().find("holds a block of type journal"), std::string::npos);
 
   const Status wrong_place = verify_block(block, BlockType::journal, MBlock(8));
   EXPECT_NE(wrong_place.message().find("misdirected"), std::string::npos);
+
+  std::vector<std::byte> reserved = block;
+  put_u64(reserved, 24, 1);
+  put_u32(reserved, 0, crc32c(std::span<const std::byte>(reserved).subspan(4)));
+  EXPECT_NE(verify_block(reserved, BlockType::journal, MBlock(7)).message().find("reserved"),
+            std::string::npos);
 
   block[1000] ^= std::byte{1};
   EXPECT_NE(verify_block(block, BlockType::journal, MBlock(7)).message().find("checksum"),
