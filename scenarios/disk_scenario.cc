@@ -48,7 +48,7 @@ struct DiskCounts {
 struct DiskRun {
   const ScenarioOptions& options;
   DiskPlan plan;
-  uint64_t total_ops;
+  uint64_t total_ops = 0;
   Random disk_rng, workload_rng, crash_rng, sched_rng;
   std::unique_ptr<sim::DiskMedia> media;
   std::unique_ptr<sim::IoTrace> trace;
@@ -103,7 +103,8 @@ DiskPlan make_plan(Random& rng, const sim::DiskBugs& bugs) {
 std::string plan_summary(const DiskPlan& p) {
   std::ostringstream os;
   os << "sector=" << p.sector_bytes << " sectors=" << p.sector_count << " tasks=" << p.task_count
-     << " tear=" << p.crash.tear_sectors << " faults=[" << p.faults.to_string() << "]";
+     << " tear=" << p.crash.tear_sectors << " tear_p=" << p.crash.tear_probability
+     << " keep_p=" << p.crash.keep_probability << " faults=[" << p.faults.to_string() << "]";
   if (p.bugs.flush_noop) os << " BUG=flush_noop";
   if (p.bugs.hide_lost_writes) os << " BUG=hide_lost_writes";
   return os.str();
@@ -128,8 +129,11 @@ std::string describe_sector(std::span<const std::byte> sector) {
     return "zeros";
   }
   if (header[0] != kContentMagic) return "unrecognised bytes";
-  return "data of write io#" + std::to_string(header[1]) + " for sector " +
-         std::to_string(header[2]);
+  std::vector<std::byte> expect(sector.size());
+  fill_sector(expect, header[1], header[2], header[3]);
+  const bool intact = std::equal(expect.begin(), expect.end(), sector.begin());
+  return std::string(intact ? "" : "corrupted ") + "data of write io#" +
+         std::to_string(header[1]) + " for sector " + std::to_string(header[2]);
 }
 
 std::vector<uint64_t> sector_hashes(std::span<const std::byte> data, uint32_t sector_bytes) {
@@ -311,7 +315,7 @@ std::string summary_line(const DiskRun& run) {
      << " write_errors=" << c.write_errors << " no_space=" << c.no_space
      << " lost=" << f(sim::FaultKind::lost_write) << " misdirected=" << f(sim::FaultKind::misdirect)
      << " bit_flips=" << f(sim::FaultKind::bit_flip) << " slow=" << f(sim::FaultKind::slow)
-     << " pinned=" << m.sectors_pinned << " trace_events=" << run.trace->event_count() << " "
+     << " overlap_skips=" << c.overlap_skips << " pinned=" << m.sectors_pinned << " trace_events=" << run.trace->event_count() << " "
      << plan_summary(run.plan);
   return os.str();
 }
