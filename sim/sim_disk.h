@@ -22,8 +22,8 @@
 // entry that completed before the flush was submitted: later ones stay
 // volatile. A FUA write goes to media when it completes and drops any older
 // cached version of its sectors, so a later flush cannot resurrect them.
-// Discard is a write of zeros with the same cache semantics (the engine may
-// rely on discarded blocks reading as zeros only after a flush).
+// Discard is a write of zeros with the same cache semantics: it reads as
+// zeros once it completes, and like any write is durable only after a flush.
 //
 // Crashes. Power loss is SimDisk::crash(): the media keeps what is durable,
 // and each write that is not (completed but unflushed, or still in flight)
