@@ -161,7 +161,7 @@ Result<PageRef> BlockCache::load(Frame* f, Miss miss) {
   return PageRef(this, f);
 }
 
-Frame* BlockCache::take_free_frame_locked(Status& error) {
+Frame* BlockCache::take_clean_frame_locked() {
   if (!free_.empty()) {
     Frame* f = free_.back();
     free_.pop_back();
@@ -172,18 +172,26 @@ Frame* BlockCache::take_free_frame_locked(Status& error) {
     return frames_.back().get();
   }
   Frame* clean = nullptr;
+  for (const auto& up : frames_) {
+    Frame* f = up.get();
+    if (!f->resident || f->pins > 0 || f->loading || f->writing || f->dirty) continue;
+    if (clean == nullptr || f->last_use < clean->last_use) clean = f;
+  }
+  if (clean == nullptr) return nullptr;
+  index_.erase(clean->block);
+  clean->resident = false;
+  ++stats_.evictions;
+  return clean;
+}
+
+Frame* BlockCache::take_free_frame_locked(Status& error) {
+  if (Frame* f = take_clean_frame_locked(); f != nullptr) return f;
   Frame* dirty = nullptr;
   for (const auto& up : frames_) {
     Frame* f = up.get();
     if (!f->resident || f->pins > 0 || f->loading || f->writing) continue;
-    Frame*& best = f->dirty ? dirty : clean;
-    if (best == nullptr || f->last_use < best->last_use) best = f;
-  }
-  if (clean != nullptr) {
-    index_.erase(clean->block);
-    clean->resident = false;
-    ++stats_.evictions;
-    return clean;
+    TP_ASSERT(f->dirty);
+    if (dirty == nullptr || f->last_use < dirty->last_use) dirty = f;
   }
   if (dirty != nullptr) {
     // Write the least recently used dirty page back, then look again.
@@ -194,6 +202,65 @@ Frame* BlockCache::take_free_frame_locked(Status& error) {
   }
   changed_.wait(mu_);  // every page is pinned or busy
   return nullptr;
+}
+
+void BlockCache::prefetch(std::span<const PrefetchPage> pages) {
+  std::vector<Frame*> loading;
+  std::vector<bool> init;
+  mu_.lock();
+  for (const auto& [block, type, init_on_failure] : pages) {
+    if (index_.count(block) != 0) continue;
+    Frame* f = take_clean_frame_locked();
+    if (f == nullptr) break;
+    f->block = block;
+    f->type = type;
+    f->page_lsn = Lsn(0);
+    f->rec_lsn = Lsn(0);
+    f->dirty = false;
+    f->writing = false;
+    f->resident = true;
+    f->loading = true;
+    f->pins = 1;  // not evictable by the rest of this loop
+    f->last_use = ++clock_;
+    index_[block] = f;
+    loading.push_back(f);
+    init.push_back(init_on_failure);
+  }
+  mu_.unlock();
+  if (loading.empty()) return;
+  std::vector<IoRequest> reqs(loading.size());
+  std::vector<Status> statuses(loading.size());
+  WaitGroup done(rt_, "metadata prefetch");
+  for (size_t i = 0; i < loading.size(); ++i) {
+    reqs[i].op = IoOp::read;
+    reqs[i].offset_bytes = loading[i]->block.value() * kMetadataBlockBytes;
+    reqs[i].length_bytes = kMetadataBlockBytes;
+    reqs[i].data = loading[i]->buf.data();
+    reqs[i].on_complete = [&statuses, &done, i](Status st) {
+      statuses[i] = std::move(st);
+      done.done();
+    };
+    done.add();
+  }
+  for (IoRequest& r : reqs) device_.submit(&r);
+  stats_.reads += reqs.size();
+  done.wait();
+  for (size_t i = 0; i < loading.size(); ++i) {
+    Frame* f = loading[i];
+    if (statuses[i].ok()) statuses[i] = verify_block(f->buf.span(), f->type, f->block);
+    f->loading = false;
+    f->pins = 0;
+    if (statuses[i].ok()) {
+      f->page_lsn = peek_block_header(f->buf.span()).lsn;
+    } else if (statuses[i].code() == Errc::corruption && init[i]) {
+      std::memset(f->buf.data(), 0, kMetadataBlockBytes);
+    } else {
+      f->resident = false;
+      index_.erase(f->block);
+      free_.push_back(f);
+    }
+  }
+  changed_.notify_all();
 }
 
 void BlockCache::apply_write(const PageRef& page, uint16_t offset,

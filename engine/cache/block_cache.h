@@ -139,6 +139,21 @@ class BlockCache {
   // page of `type` with page LSN 0, so that an init record can rebuild it.
   Result<PageRef> pin_for_redo(MBlock block, BlockType type, bool init);
 
+  struct PrefetchPage {
+    MBlock block;
+    BlockType type = BlockType::test_page;
+    bool init_on_failure = false;  // as pin_for_redo(init = true)
+  };
+
+  // Reads, in parallel, those of `pages` that are not resident, as far as
+  // frames can be had without writing anything back or waiting (free frames,
+  // then least recently used clean ones). A page that fails its read or
+  // verification is just not cached (a later pin reports it), unless it is
+  // init_on_failure and failed verification: then it is cached as a zero
+  // page with LSN 0. Recovery uses it to read the pages of a stretch of log
+  // at once. Task only.
+  void prefetch(std::span<const PrefetchPage> pages);
+
   // Copies `bytes` to payload offset `offset` of the pinned page (after
   // zeroing the whole payload if `init`) and marks it dirty at `lsn`. Never
   // suspends. `lsn` must exceed the page LSN.
@@ -180,6 +195,9 @@ class BlockCache {
   // after waiting (the caller re-checks). Called with mu_ held; may release
   // and retake it.
   Frame* take_free_frame_locked(Status& error);
+  // A free frame, a new one, or an evicted clean one; null if none. Never
+  // suspends.
+  Frame* take_clean_frame_locked();
   Status write_back_frames(std::vector<Frame*> frames);
   void unpin(Frame* f);
 

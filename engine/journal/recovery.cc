@@ -1,6 +1,7 @@
 #include "engine/journal/recovery.h"
 
 #include <algorithm>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -62,6 +63,8 @@ class RingReader {
       : device_(device), ring_(ring), chunk_(chunk_blocks * kMetadataBlockBytes),
         chunk_blocks_(chunk_blocks), end_seq_(end_seq) {}
 
+  bool holds(uint64_t seq) const { return seq >= first_ && seq < first_ + count_; }
+
   // The bytes of block `seq`; blocks are asked for in increasing order.
   Result<std::span<const std::byte>> block(uint64_t seq, RecoveryStats& stats) {
     if (seq < first_ || seq >= first_ + count_) {
@@ -88,6 +91,27 @@ class RingReader {
   uint64_t first_ = 0;
   uint64_t count_ = 0;
 };
+
+// Committed transactions waiting to be replayed: they are replayed a read
+// chunk at a time, after one parallel read of every page they touch.
+Status replay_ready(std::vector<LsnRecords>& ready, cache::BlockCache& cache,
+                    RecordVisitor& visitor, RecoveryStats& stats) {
+  if (ready.empty()) return ok_status();
+  std::vector<cache::BlockCache::PrefetchPage> pages;
+  std::set<MBlock> seen;
+  for (const LsnRecords& txn : ready) {
+    for (const auto& [lsn, record] : txn) {
+      const auto* w = std::get_if<PageWrite>(&record);
+      if (w != nullptr && seen.insert(w->block).second) {
+        pages.push_back({w->block, w->page_type, w->init});
+      }
+    }
+  }
+  cache.prefetch(pages);
+  for (const LsnRecords& txn : ready) TP_RETURN_IF_ERROR(replay_transaction(txn, cache, visitor, stats));
+  ready.clear();
+  return ok_status();
+}
 
 }  // namespace
 
@@ -118,7 +142,9 @@ Result<RecoveryResult> recover(BlockDevice& device, RingGeometry ring, cache::Bl
   uint32_t prev_crc = 0;
   uint64_t max_txn = 0;
   stats.end_reason = "scanned one full lap of the ring";
+  std::vector<LsnRecords> ready;
   while (seq < end_limit) {
+    if (!reader.holds(seq)) TP_RETURN_IF_ERROR(replay_ready(ready, cache, visitor, stats));
     TP_ASSIGN_OR_RETURN(std::span<const std::byte> bytes, reader.block(seq, stats));
     Result<ParsedJournalBlock> parsed = parse_journal_block(bytes, ring.location_of(seq));
     if (!parsed.ok()) {
@@ -161,11 +187,12 @@ Result<RecoveryResult> recover(BlockDevice& device, RingGeometry ring, cache::Bl
       const bool ends_txn = commit != nullptr;
       txn.emplace_back(lsn, std::move(record));
       if (!ends_txn) continue;
-      TP_RETURN_IF_ERROR(replay_transaction(txn, cache, visitor, stats));
       result.last_committed_lsn = lsn;
+      ready.push_back(std::move(txn));
       txn.clear();
     }
   }
+  TP_RETURN_IF_ERROR(replay_ready(ready, cache, visitor, stats));
   if (!txn.empty() || assembler.has_partial()) ++stats.transactions_dropped;
 
   JournalResume& resume = result.resume;
