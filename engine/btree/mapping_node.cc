@@ -114,21 +114,16 @@ Table internal_table(std::span<const ChildRef> children) {
   return t;
 }
 
-// Minimum and maximum of each raw column over a set of rows.
+// Minimum and maximum of each raw column over a set of rows (empty: min
+// above max, which no caller plans with).
 struct MinMax {
-  Row mn, mx;
-  bool empty = true;
+  Row mn{UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX};
+  Row mx{};
   void add(const Row& r) {
     for (int c = 0; c < kRawCols; ++c) {
-      mn[c] = empty ? r[c] : std::min(mn[c], r[c]);
-      mx[c] = empty ? r[c] : std::max(mx[c], r[c]);
+      mn[c] = std::min(mn[c], r[c]);
+      mx[c] = std::max(mx[c], r[c]);
     }
-    empty = false;
-  }
-  void add(const MinMax& o) {
-    if (o.empty) return;
-    add(o.mn);
-    add(o.mx);
   }
 };
 
@@ -204,35 +199,40 @@ void put_varint(std::span<std::byte> b, size_t& pos, uint64_t v) {
   }
 }
 
+// Packs values LSB first into a zero-filled buffer, with one unaligned
+// 64-bit read-modify-write per value where the buffer allows.
 class BitWriter {
  public:
-  BitWriter(std::span<std::byte> b, size_t pos) : b_(b), pos_(pos) {}
+  BitWriter(std::span<std::byte> b, size_t pos) : b_(b), bit_(pos * 8) {}
   void put(uint64_t v, int width) {
-    if (width > 32) {
+    if (width == 0) return;
+    if (width > 56) {
       put(v & 0xffffffffu, 32);
       put(v >> 32, width - 32);
       return;
     }
-    if (width == 0) return;
-    acc_ |= (v & ((uint64_t(1) << width) - 1)) << nbits_;
-    nbits_ += width;
-    while (nbits_ >= 8) emit();
+    v &= (uint64_t(1) << width) - 1;
+    const size_t byte = bit_ / 8;
+    const int shift = int(bit_ % 8);
+    bit_ += size_t(width);
+    if (byte + 8 <= b_.size()) [[likely]] {
+      uint64_t word;
+      std::memcpy(&word, b_.data() + byte, 8);
+      word |= v << shift;
+      std::memcpy(b_.data() + byte, &word, 8);
+      return;
+    }
+    const uint64_t bits = v << shift;  // width + shift <= 63
+    for (size_t i = 0; i < 8; ++i) {
+      TP_ASSERT(byte + i < b_.size() || (bits >> (8 * i)) == 0);
+      if (byte + i < b_.size()) b_[byte + i] |= std::byte((bits >> (8 * i)) & 0xff);
+    }
   }
-  void flush() {
-    while (nbits_ > 0) emit();
-  }
+  size_t bits_written() const { return bit_; }
 
  private:
-  void emit() {
-    TP_ASSERT_LT(pos_, b_.size());
-    b_[pos_++] = std::byte(acc_ & 0xff);
-    acc_ >>= 8;
-    nbits_ = nbits_ >= 8 ? nbits_ - 8 : 0;
-  }
   std::span<std::byte> b_;
-  size_t pos_;
-  uint64_t acc_ = 0;
-  int nbits_ = 0;
+  size_t bit_;
 };
 
 void encode_plan(const Table& t, const Plan& p, uint8_t kind, std::span<std::byte> body) {
@@ -253,7 +253,7 @@ void encode_plan(const Table& t, const Plan& p, uint8_t kind, std::span<std::byt
     const Row r = i == 0 ? first_row(t, 0) : t.rows[i];
     for (int k = 0; k < t.shape.enc_cols; ++k) w.put(r[p.raw[k]] - p.base[k], p.width[k]);
   }
-  w.flush();
+  TP_ASSERT_LE((w.bits_written() + 7) / 8, p.bytes);  // the plan's size was right
 }
 
 // ---- splitting ----
@@ -338,31 +338,33 @@ bool get_varint(std::span<const std::byte> b, size_t& pos, uint64_t& v) {
 
 class BitReader {
  public:
-  BitReader(std::span<const std::byte> b, size_t pos) : b_(b), pos_(pos) {}
+  BitReader(std::span<const std::byte> b, size_t pos) : b_(b), bit_(pos * 8) {}
   // The caller has checked that every bit it reads lies inside `b`.
   uint64_t get(int width) {
-    if (width > 32) {
+    if (width == 0) return 0;
+    if (width > 56) {
       const uint64_t low = get(32);
       return low | (get(width - 32) << 32);
     }
-    if (width == 0) return 0;
-    while (nbits_ < width) {
-      TP_ASSERT_LT(pos_, b_.size());
-      acc_ |= uint64_t(std::to_integer<uint8_t>(b_[pos_++])) << nbits_;
-      nbits_ += 8;
+    const size_t byte = bit_ / 8;
+    const int shift = int(bit_ % 8);
+    uint64_t word = 0;
+    if (byte + 8 <= b_.size()) {
+      std::memcpy(&word, b_.data() + byte, 8);  // little-endian hosts only (asserted below)
+    } else {
+      for (size_t i = 0; byte + i < b_.size(); ++i) {
+        word |= uint64_t(std::to_integer<uint8_t>(b_[byte + i])) << (8 * i);
+      }
     }
-    const uint64_t v = acc_ & ((uint64_t(1) << width) - 1);
-    acc_ >>= width;
-    nbits_ -= width;
-    return v;
+    bit_ += size_t(width);
+    TP_ASSERT_LE(bit_, b_.size() * 8);
+    return (word >> shift) & ((uint64_t(1) << width) - 1);
   }
-  size_t pos() const { return pos_; }
 
  private:
+  static_assert(std::endian::native == std::endian::little);
   std::span<const std::byte> b_;
-  size_t pos_;
-  uint64_t acc_ = 0;
-  int nbits_ = 0;
+  size_t bit_;
 };
 
 // Rebuilds entry i's runs (or children) from its encoded column values.
@@ -472,6 +474,25 @@ size_t encoded_leaf_bytes(std::span<const Run> runs) { return plan_all(leaf_tabl
 
 size_t encoded_internal_bytes(std::span<const ChildRef> children) {
   return plan_all(internal_table(children)).bytes;
+}
+
+bool encode_leaf_if_fits(std::span<const Run> runs, size_t capacity_bytes,
+                         std::span<std::byte> body) {
+  const Table t = leaf_table(runs);
+  const Plan p = plan_all(t);
+  if (p.bytes > capacity_bytes || p.count > kMappingNodeEntriesMax) return false;
+  encode_plan(t, p, kKindLeaf, body);
+  return true;
+}
+
+bool encode_internal_if_fits(std::span<const ChildRef> children, size_t capacity_bytes,
+                             std::span<std::byte> body) {
+  TP_ASSERT(!children.empty());
+  const Table t = internal_table(children);
+  const Plan p = plan_all(t);
+  if (p.bytes > capacity_bytes || p.count > kMappingNodeEntriesMax) return false;
+  encode_plan(t, p, kKindInternal, body);
+  return true;
 }
 
 void encode_leaf(std::span<const Run> runs, std::span<std::byte> body) {

@@ -74,6 +74,14 @@ size_t encoded_internal_bytes(std::span<const ChildRef> children);
 void encode_leaf(std::span<const Run> runs, std::span<std::byte> body);
 void encode_internal(std::span<const ChildRef> children, std::span<std::byte> body);
 
+// Encodes as above and returns true if the encoding fits in capacity_bytes
+// (and the entry limit); returns false, leaving `body` untouched, otherwise.
+// One pass where encoded_*_bytes + encode_* would take two.
+bool encode_leaf_if_fits(std::span<const Run> runs, size_t capacity_bytes,
+                         std::span<std::byte> body);
+bool encode_internal_if_fits(std::span<const ChildRef> children, size_t capacity_bytes,
+                             std::span<std::byte> body);
+
 // Decodes a node body of any length. corruption on anything malformed: bad
 // kind, flags, widths or count, truncation, runs that overlap, are out of
 // order, have length 0 or overflow 64 bits, keys not strictly increasing,

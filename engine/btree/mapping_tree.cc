@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <string>
+#include <type_traits>
 
 namespace thinp {
 
@@ -50,11 +51,34 @@ MappingTree MappingTree::open(NodeStore& store, DataRefs& data, MBlock root,
   return MappingTree(store, data, root, options);
 }
 
-Result<MappingNode> MappingTree::read_node(MBlock block) {
+Result<MappingTree::NodePtr> MappingTree::read_node(MBlock block) {
   TP_ASSIGN_OR_RETURN(PageRef page, store_->read(block, BlockType::mapping_node));
+  auto hit = cache_.find(block);
+  if (hit != cache_.end() && hit->second.page == page) return hit->second.node;
   Result<MappingNode> node = decode_mapping_node(page_body(*page));
   if (!node.ok()) return node.status().with_context("m:" + std::to_string(block.value()));
-  return node;
+  auto ptr = std::make_shared<const MappingNode>(std::move(node).value());
+  cache_put(block, std::move(page), ptr);
+  return ptr;
+}
+
+void MappingTree::cache_put(MBlock block, PageRef page, NodePtr node) {
+  auto [it, fresh] = cache_.insert_or_assign(block, Cached{std::move(page), std::move(node)});
+  if (!fresh) return;
+  cache_order_.push_back(block);
+  if (cache_order_.size() > kCachedNodesMax) {
+    cache_.erase(cache_order_.front());
+    cache_order_.pop_front();
+  }
+}
+
+// Writes `body` (the encoding of `node`) and reads it back: the page is
+// verified on both sides of the write, and the decoded node is cached.
+Status MappingTree::write_node(MBlock block, MappingNode node, std::span<const std::byte> body) {
+  TP_RETURN_IF_ERROR(store_->write(block, BlockType::mapping_node, body));
+  TP_ASSIGN_OR_RETURN(PageRef page, store_->read(block, BlockType::mapping_node));
+  cache_put(block, std::move(page), std::make_shared<const MappingNode>(std::move(node)));
+  return ok_status();
 }
 
 // ---- reading ----
@@ -64,7 +88,8 @@ Result<MappingNode> MappingTree::read_node(MBlock block) {
 // one, if want_sharing) has count > 1.
 Status MappingTree::visit(MBlock block, uint64_t lo, uint64_t hi, uint64_t begin, uint64_t end,
                           bool path_shared, bool want_sharing, const Visitor& fn) {
-  TP_ASSIGN_OR_RETURN(MappingNode node, read_node(block));
+  TP_ASSIGN_OR_RETURN(NodePtr ptr, read_node(block));
+  const MappingNode& node = *ptr;
   if (want_sharing && !path_shared) {
     TP_ASSIGN_OR_RETURN(uint32_t refs, store_->ref_count(block));
     path_shared = refs > 1;
@@ -188,7 +213,8 @@ Status MappingTree::destroy() {
 Status MappingTree::release(MBlock block) {
   TP_ASSIGN_OR_RETURN(uint32_t refs, store_->ref_count(block));
   if (refs > 1) return store_->dec_ref(block).status();
-  TP_ASSIGN_OR_RETURN(MappingNode node, read_node(block));
+  TP_ASSIGN_OR_RETURN(NodePtr ptr, read_node(block));
+  const MappingNode& node = *ptr;
   TP_ASSIGN_OR_RETURN(bool freed, store_->dec_ref(block));
   TP_ASSERT(freed);
   for (const Run& r : node.runs) TP_RETURN_IF_ERROR(data_->dec_range(r.dbegin, r.length));
@@ -228,14 +254,14 @@ Status MappingTree::set_root(std::vector<ChildRef> nodes) {
   }
   root_ = nodes[0].block;
   while (true) {
-    TP_ASSIGN_OR_RETURN(MappingNode node, read_node(root_));
-    if (node.leaf || node.children.size() != 1) break;
+    TP_ASSIGN_OR_RETURN(NodePtr node, read_node(root_));
+    if (node->leaf || node->children.size() != 1) break;
     TP_ASSIGN_OR_RETURN(uint32_t refs, store_->ref_count(root_));
     if (refs != 1) break;
     // The tree's reference moves from the old root to its only child.
     TP_ASSIGN_OR_RETURN(bool freed, store_->dec_ref(root_));
     TP_ASSERT(freed);
-    root_ = node.children[0].block;
+    root_ = node->children[0].block;
   }
   return ok_status();
 }
@@ -245,12 +271,12 @@ Result<MappingTree::Replacement> MappingTree::edit_node(MBlock block, uint64_t l
   TP_ASSERT_LT(edit.begin, edit.end);
   TP_ASSERT_LE(lo, edit.begin);
   TP_ASSERT_LE(edit.end, hi);
-  TP_ASSIGN_OR_RETURN(MappingNode node, read_node(block));
-  if (node.leaf) return edit_leaf(block, std::move(node), hi, edit);
-  return edit_internal(block, std::move(node), lo, hi, edit);
+  TP_ASSIGN_OR_RETURN(NodePtr node, read_node(block));
+  if (node->leaf) return edit_leaf(block, *node, hi, edit);
+  return edit_internal(block, *node, lo, hi, edit);
 }
 
-Result<MappingTree::Replacement> MappingTree::edit_leaf(MBlock block, MappingNode node,
+Result<MappingTree::Replacement> MappingTree::edit_leaf(MBlock block, const MappingNode& node,
                                                         uint64_t hi, const Edit& edit) {
   // Compute the new runs and the data ranges that lose this leaf's reference
   // first, without side effects: an untouched leaf is not copied.
@@ -303,9 +329,9 @@ Result<MappingTree::Replacement> MappingTree::edit_leaf(MBlock block, MappingNod
   return Replacement{std::move(nodes), true};
 }
 
-Result<MappingTree::Replacement> MappingTree::edit_internal(MBlock block, MappingNode node,
-                                                            uint64_t lo, uint64_t hi,
-                                                            const Edit& edit) {
+Result<MappingTree::Replacement> MappingTree::edit_internal(MBlock block,
+                                                            const MappingNode& node, uint64_t lo,
+                                                            uint64_t hi, const Edit& edit) {
   // Copy first if shared: the children must see their new parent before
   // they decide whether they are shared themselves.
   TP_ASSIGN_OR_RETURN(uint32_t refs, store_->ref_count(block));
@@ -351,51 +377,77 @@ Result<MappingTree::Replacement> MappingTree::edit_internal(MBlock block, Mappin
   return Replacement{std::move(nodes), true};
 }
 
-// Writes `runs` as one or more leaves (reusing `reuse` for the first), each
+namespace {
+// The codec's leaf and internal entry points, overloaded for write_nodes.
+bool encode_if_fits(std::span<const Run> e, size_t cap, std::span<std::byte> body) {
+  return encode_leaf_if_fits(e, cap, body);
+}
+bool encode_if_fits(std::span<const ChildRef> e, size_t cap, std::span<std::byte> body) {
+  return encode_internal_if_fits(e, cap, body);
+}
+std::vector<size_t> split_entries(std::span<const Run> e, size_t cap, SplitBias bias) {
+  return split_leaf(e, cap, bias);
+}
+std::vector<size_t> split_entries(std::span<const ChildRef> e, size_t cap, SplitBias bias) {
+  return split_internal(e, cap, bias);
+}
+void encode_entries(std::span<const Run> e, std::span<std::byte> body) { encode_leaf(e, body); }
+void encode_entries(std::span<const ChildRef> e, std::span<std::byte> body) {
+  encode_internal(e, body);
+}
+}  // namespace
+
+// Writes `entries` as one or more nodes (reusing `reuse` for the first), each
 // as full as its encoding allows. Returns them with their first keys; none
-// for no runs.
-Result<std::vector<ChildRef>> MappingTree::write_leaves(const std::vector<Run>& runs,
-                                                        std::optional<MBlock> reuse,
-                                                        SplitBias bias) {
-  const std::vector<size_t> cuts = split_leaf(runs, options_.node_bytes_max, bias);
-  std::vector<ChildRef> out;
+// for no entries. Shared by leaves (Run) and internal nodes (ChildRef).
+template <typename Entry>
+Result<std::vector<ChildRef>> MappingTree::write_nodes(const std::vector<Entry>& entries,
+                                                       std::optional<MBlock> reuse,
+                                                       SplitBias bias) {
+  constexpr bool kLeaf = std::is_same_v<Entry, Run>;
+  auto first_key = [](const Entry& e) {
+    if constexpr (kLeaf) return e.vbegin; else return e.key;
+  };
+  auto node_of = [](std::span<const Entry> chunk) {
+    MappingNode n;
+    n.leaf = kLeaf;
+    if constexpr (kLeaf) n.runs.assign(chunk.begin(), chunk.end());
+    else n.children.assign(chunk.begin(), chunk.end());
+    return n;
+  };
   std::array<std::byte, kPageBodyBytes> body;
+  std::vector<ChildRef> out;
+  if (entries.empty()) return out;
+  // Usually everything fits in one node: encode once, no split planning.
+  const bool fits = encode_if_fits(std::span<const Entry>(entries), options_.node_bytes_max, body);
+  std::vector<size_t> cuts = {0};
+  if (!fits) cuts = split_entries(std::span<const Entry>(entries), options_.node_bytes_max, bias);
   for (size_t k = 0; k < cuts.size(); ++k) {
-    const size_t end = k + 1 < cuts.size() ? cuts[k + 1] : runs.size();
-    const std::span<const Run> chunk(runs.data() + cuts[k], end - cuts[k]);
+    const size_t end = k + 1 < cuts.size() ? cuts[k + 1] : entries.size();
+    const std::span<const Entry> chunk(entries.data() + cuts[k], end - cuts[k]);
     MBlock b;
     if (k == 0 && reuse) {
       b = *reuse;
     } else {
       TP_ASSIGN_OR_RETURN(b, store_->allocate(reuse.value_or(root_)));
     }
-    encode_leaf(chunk, body);
-    TP_RETURN_IF_ERROR(store_->write(b, BlockType::mapping_node, body));
-    out.push_back(ChildRef{chunk.front().vbegin, b});
+    if (!fits) encode_entries(chunk, body);
+    TP_RETURN_IF_ERROR(write_node(b, node_of(chunk), body));
+    out.push_back(ChildRef{first_key(chunk.front()), b});
   }
   return out;
+}
+
+Result<std::vector<ChildRef>> MappingTree::write_leaves(const std::vector<Run>& runs,
+                                                        std::optional<MBlock> reuse,
+                                                        SplitBias bias) {
+  return write_nodes(runs, reuse, bias);
 }
 
 Result<std::vector<ChildRef>> MappingTree::write_internals(const std::vector<ChildRef>& children,
                                                            std::optional<MBlock> reuse,
                                                            SplitBias bias) {
-  const std::vector<size_t> cuts = split_internal(children, options_.node_bytes_max, bias);
-  std::vector<ChildRef> out;
-  std::array<std::byte, kPageBodyBytes> body;
-  for (size_t k = 0; k < cuts.size(); ++k) {
-    const size_t end = k + 1 < cuts.size() ? cuts[k + 1] : children.size();
-    const std::span<const ChildRef> chunk(children.data() + cuts[k], end - cuts[k]);
-    MBlock b;
-    if (k == 0 && reuse) {
-      b = *reuse;
-    } else {
-      TP_ASSIGN_OR_RETURN(b, store_->allocate(reuse.value_or(root_)));
-    }
-    encode_internal(chunk, body);
-    TP_RETURN_IF_ERROR(store_->write(b, BlockType::mapping_node, body));
-    out.push_back(ChildRef{chunk.front().key, b});
-  }
-  return out;
+  return write_nodes(children, reuse, bias);
 }
 
 }  // namespace thinp

@@ -33,8 +33,12 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
+#include <memory>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "engine/base/status.h"
@@ -132,15 +136,18 @@ class MappingTree {
   struct Replacement;
   using Visitor = std::function<Status(const Run& clipped, bool path_shared)>;
 
-  Result<MappingNode> read_node(MBlock block);
+  using NodePtr = std::shared_ptr<const MappingNode>;
+  Result<NodePtr> read_node(MBlock block);
+  Status write_node(MBlock block, MappingNode node, std::span<const std::byte> body);
   Status visit(MBlock block, uint64_t lo, uint64_t hi, uint64_t begin, uint64_t end,
                bool path_shared, bool want_sharing, const Visitor& fn);
   Result<uint64_t> mapped_in(uint64_t begin, uint64_t end);
   Status apply(const Edit& edit);
   Result<Replacement> edit_node(MBlock block, uint64_t lo, uint64_t hi, const Edit& edit);
-  Result<Replacement> edit_leaf(MBlock block, MappingNode node, uint64_t hi, const Edit& edit);
-  Result<Replacement> edit_internal(MBlock block, MappingNode node, uint64_t lo, uint64_t hi,
-                                    const Edit& edit);
+  Result<Replacement> edit_leaf(MBlock block, const MappingNode& node, uint64_t hi,
+                                const Edit& edit);
+  Result<Replacement> edit_internal(MBlock block, const MappingNode& node, uint64_t lo,
+                                    uint64_t hi, const Edit& edit);
   Status take_children_refs(const MappingNode& node);
   Status release(MBlock block);
   Result<std::vector<ChildRef>> write_leaves(const std::vector<Run>& runs,
@@ -148,12 +155,28 @@ class MappingTree {
   Result<std::vector<ChildRef>> write_internals(const std::vector<ChildRef>& children,
                                                 std::optional<MBlock> reuse, SplitBias bias);
   Status set_root(std::vector<ChildRef> nodes);
+  template <typename Entry>
+  Result<std::vector<ChildRef>> write_nodes(const std::vector<Entry>& entries,
+                                            std::optional<MBlock> reuse, SplitBias bias);
 
   NodeStore* store_;
   DataRefs* data_;
   MBlock root_;
   MappingTreeOptions options_;
   bool destroyed_ = false;
+
+  // Decoded nodes of the pages this tree read or wrote last, so that a
+  // write does not decode its path twice and the next write does not decode
+  // it again. An entry is used only while the store still returns the very
+  // same page object (pages are immutable), so it can never be stale.
+  struct Cached {
+    PageRef page;
+    NodePtr node;
+  };
+  static constexpr size_t kCachedNodesMax = 16;
+  std::map<MBlock, Cached> cache_;
+  std::deque<MBlock> cache_order_;  // oldest first
+  void cache_put(MBlock block, PageRef page, NodePtr node);
 };
 
 }  // namespace thinp
