@@ -200,5 +200,32 @@ TEST(BlockCache, ConcurrentMissesShareOneReadAndAllPinnedWaits) {
   });
 }
 
+TEST(BlockCache, PrefetchReadsInParallelAndRebuildsOnlyInitPages) {
+  CacheWorld w(16);
+  w.run([&] {
+    for (uint64_t b = 1; b <= 4; ++b) {
+      PageRef p = w.cache.pin_new(MBlock(b), BlockType::test_page).value();
+      w.cache.apply_write(p, 0, bytes_of(uint8_t(b)), Lsn(b), true);
+    }
+    w.gate.durable = Lsn(4);
+    ASSERT_EQ(w.cache.write_back_durable().value(), 4u);
+    BlockCache fresh(w.sched, w.disk, BlockCacheOptions{16, 4});
+    fresh.set_wal_gate(&w.gate);
+    std::vector<BlockCache::PrefetchPage> pages;
+    for (uint64_t b = 1; b <= 4; ++b) pages.push_back({MBlock(b), BlockType::test_page, false});
+    pages.push_back({MBlock(9), BlockType::test_page, true});   // never written: init -> zeros
+    pages.push_back({MBlock(10), BlockType::test_page, false});  // never written: not cached
+    const Nanos t0 = w.sched.now();
+    fresh.prefetch(pages);
+    EXPECT_LE(w.sched.now() - t0, w.disk.max_latency);  // one round of parallel reads
+    EXPECT_EQ(fresh.resident_pages(), 5u);
+    const uint64_t reads = fresh.stats().reads;
+    EXPECT_EQ(fresh.pin(MBlock(3), BlockType::test_page).value().payload()[0], std::byte{3});
+    EXPECT_EQ(fresh.pin_for_redo(MBlock(9), BlockType::test_page, true).value().page_lsn(), Lsn(0));
+    EXPECT_EQ(fresh.stats().reads, reads);
+    EXPECT_EQ(fresh.pin(MBlock(10), BlockType::test_page).status().code(), Errc::corruption);
+  });
+}
+
 }  // namespace
 }  // namespace thinp::cache

@@ -10,7 +10,8 @@
 //   - crash_image() builds what the media holds after a crash now: the
 //     durable state, plus each completed-but-unflushed write and each write
 //     still in flight kept, dropped, or (random mode) torn at sector
-//     granularity, in completion order.
+//     granularity (a prefix of its sectors, or a random subset), in
+//     completion order.
 //   - Two overlapping writes in flight at once break the engine's side of the
 //     contract: the disk asserts.
 //   - fail_writes makes the next N writes complete with io_error.
@@ -109,15 +110,33 @@ class CrashTestDisk final : public BlockDevice {
       const bool keep = forced || mode == CrashMode::keep_unflushed ||
                         (mode == CrashMode::random && rng.chance(0.5));
       if (!keep) return;
+      // A torn write keeps either a prefix of its sectors (a device writing
+      // in order) or a random subset of them.
       const bool tear = !forced && mode == CrashMode::random && rng.chance(0.3);
+      const bool prefix = tear && rng.chance(0.5);
+      const uint64_t cut = prefix ? rng.uniform(length / 512) * 512 : length;
       for (uint64_t s = 0; s < length; s += 512) {
-        if (tear && rng.chance(0.5)) continue;
+        if (prefix ? s >= cut : (tear && rng.chance(0.5))) continue;
         std::memcpy(image.data() + offset + s, data + s, 512);
       }
     };
     for (const Completed& c : log_) land(c.offset, c.data.data(), c.data.size(), c.fua);
     for (const auto& [id, req] : in_flight_) land(req->offset_bytes, req->data, req->length_bytes, false);
     return image;
+  }
+
+  // Bytes [offset, offset + length) as a crash that drops every non-durable
+  // write would leave them.
+  std::vector<std::byte> durable_bytes(uint64_t offset, uint64_t length) const {
+    TP_ASSERT_LE(offset + length, flushed_.size());
+    std::vector<std::byte> out(flushed_.begin() + offset, flushed_.begin() + offset + length);
+    for (const Completed& c : log_) {
+      if (!c.fua) continue;
+      const uint64_t lo = std::max(offset, c.offset);
+      const uint64_t hi = std::min(offset + length, c.offset + c.data.size());
+      if (lo < hi) std::memcpy(out.data() + (lo - offset), c.data.data() + (lo - c.offset), hi - lo);
+    }
+    return out;
   }
 
   // Counts of trace entries in [begin, end) bytes.

@@ -15,10 +15,8 @@ using Mode = CrashTestDisk::CrashMode;
 // The LSNs of the Commit records a crash right now would keep (no wrap: the
 // ring is read from its first block).
 std::set<Lsn> durable_commit_lsns(World& w) {
-  Random rng(1);
-  const auto image = w.disk.crash_image(Mode::drop_unflushed, rng);
-  const auto ring = std::span(image).subspan(kRingStart * kMetadataBlockBytes,
-                                             w.ring().length_blocks * kMetadataBlockBytes);
+  const auto ring = w.disk.durable_bytes(kRingStart * kMetadataBlockBytes,
+                                         w.ring().length_blocks * kMetadataBlockBytes);
   std::vector<std::pair<Lsn, Record>> records;
   (void)decode_journal_image(ring, MBlock(kRingStart), &records);  // stops at the first unwritten block
   std::set<Lsn> out;
@@ -53,53 +51,63 @@ TEST(Journal, CommitIsDurableOnReturnAndReachesTheCacheWithItsLsn) {
   });
 }
 
-// N committers at once, each dirtying several pages: far fewer than N
-// journal writes, and each committer returns only once its Commit record is
-// durable (checked against what a crash at that instant would keep).
-void run_concurrent_committers(bool use_fua, int committers, int pages_each) {
+// N committers at once, each transaction dirtying several pages: far fewer
+// journal writes than commits, and each committer returns only once its
+// Commit record is durable (checked against what a crash at that instant
+// would keep). `txns_each` > 1 is a sustained load with think time.
+void run_concurrent_committers(bool use_fua, int committers, int pages_each, int txns_each) {
   WorldConfig cfg;
-  cfg.ring_blocks = 512;
+  cfg.ring_blocks = 1536;
+  cfg.cache_pages = 512;
   cfg.journal.use_fua = use_fua;
   World w(cfg);
   w.open_fresh();
   int durable_on_return = 0;
   for (int t = 0; t < committers; ++t) {
     w.sched.spawn("committer", [&, t] {
-      w.sched.sleep(Nanos(w.sched.random().uniform(5000)));
-      Transaction txn;
-      for (int p = 0; p < pages_each; ++p) {
-        ASSERT_TRUE(w.write_test_page(txn, t * pages_each + p, t, 1, true, 512).ok());
+      for (int i = 0; i < txns_each; ++i) {
+        w.sched.sleep(Nanos(w.sched.random().uniform(i == 0 ? 5000 : 40000)));
+        Transaction txn;
+        for (int p = 0; p < pages_each; ++p) {
+          ASSERT_TRUE(w.write_test_page(txn, t * pages_each + p, t, i, i == 0, 512).ok());
+        }
+        Result<Lsn> lsn = w.journal->commit(txn);
+        ASSERT_TRUE(lsn.ok()) << lsn.status().to_string();
+        if (durable_commit_lsns(w).count(*lsn)) ++durable_on_return;
       }
-      Result<Lsn> lsn = w.journal->commit(txn);
-      ASSERT_TRUE(lsn.ok()) << lsn.status().to_string();
-      if (durable_commit_lsns(w).count(*lsn)) ++durable_on_return;
     });
   }
   ASSERT_EQ(w.sched.run(), sim::RunOutcome::idle) << w.sched.deadlock_report() << w.sched.failure();
-  EXPECT_EQ(durable_on_return, committers);
+  const uint64_t commits = uint64_t(committers) * txns_each;
+  EXPECT_EQ(durable_on_return, int(commits));
   const JournalStats& s = w.journal->stats();
-  EXPECT_EQ(s.commits, uint64_t(committers));
-  EXPECT_LE(s.batches * 4, uint64_t(committers)) << "commits did not batch";
+  EXPECT_EQ(s.commits, commits);
+  EXPECT_LE(s.batches * 4, commits) << "commits did not batch";
   EXPECT_EQ(ring_writes(w), s.journal_writes);
   EXPECT_EQ(w.disk.count(IoOp::flush), use_fua ? 0 : s.batches);
   // No page was written back: write-back is lazy (checkpoint).
   EXPECT_EQ(w.disk.count(IoOp::write, kPageBase * kMetadataBlockBytes), 0u);
-  std::printf("[measure] %d committers x %d pages (%s): %llu batches, %llu journal writes, "
-              "%llu flushes, %.3f metadata IOs per commit, largest batch %llu commits, "
-              "virtual time %.1f us\n",
-              committers, pages_each, use_fua ? "FUA" : "write+FLUSH",
-              (unsigned long long)s.batches, (unsigned long long)s.journal_writes,
-              (unsigned long long)w.disk.count(IoOp::flush),
-              double(s.journal_writes + w.disk.count(IoOp::flush)) / committers,
-              (unsigned long long)s.largest_batch_commits, w.sched.now().count() / 1000.0);
+  std::printf("[measure] %d committers x %d txns x %d pages (%s): %llu commits in %llu batches, "
+              "%llu journal writes, %llu flushes, %.3f metadata IOs per commit, %.2f blocks "
+              "per commit, largest batch %llu commits, virtual time %.1f us\n",
+              committers, txns_each, pages_each, use_fua ? "FUA" : "write+FLUSH",
+              (unsigned long long)commits, (unsigned long long)s.batches,
+              (unsigned long long)s.journal_writes, (unsigned long long)w.disk.count(IoOp::flush),
+              double(s.journal_writes + w.disk.count(IoOp::flush)) / double(commits),
+              double(s.blocks_written) / double(commits), (unsigned long long)s.largest_batch_commits,
+              w.sched.now().count() / 1000.0);
 }
 
 TEST(Journal, GroupCommitBatchesConcurrentCommittersWithFua) {
-  run_concurrent_committers(true, 32, 6);
+  run_concurrent_committers(true, 32, 6, 1);
 }
 
 TEST(Journal, GroupCommitBatchesConcurrentCommittersWithWriteThenFlush) {
-  run_concurrent_committers(false, 32, 6);
+  run_concurrent_committers(false, 32, 6, 1);
+}
+
+TEST(Journal, GroupCommitUnderSustainedConcurrentLoad) {
+  run_concurrent_committers(true, 32, 6, 10);
 }
 
 TEST(Journal, RingWrapsThroughCheckpointsAndRecoversAfterWrapping) {
