@@ -51,6 +51,32 @@ TEST(Journal, CommitIsDurableOnReturnAndReachesTheCacheWithItsLsn) {
   });
 }
 
+// However much metadata a transaction dirties, its commit costs one journal
+// write (a single multi-block FUA write) and no page write.
+TEST(Journal, OneJournalWritePerCommitHoweverManyPagesAreDirty) {
+  WorldConfig cfg;
+  cfg.ring_blocks = 512;
+  World w(cfg);
+  w.open_fresh();
+  w.run_task([&] {
+    for (int round = 0; round < 3; ++round) {
+      const uint64_t writes_before = w.disk.count(IoOp::write);
+      Transaction txn;
+      for (int p = 0; p < 24; ++p) {
+        ASSERT_TRUE(w.write_test_page(txn, p, p, round, round == 0, round == 0 ? 4064 : 100).ok());
+      }
+      txn.add(DataRangeRefDelta{DBlock(100), 1u << 20, 1});
+      ASSERT_TRUE(w.journal->commit(txn).ok());
+      EXPECT_EQ(w.disk.count(IoOp::write) - writes_before, 1u) << "round " << round;
+    }
+    EXPECT_EQ(w.disk.count(IoOp::flush), 0u);
+    EXPECT_EQ(w.cache.dirty_pages(), 24u);
+    // The first round logged whole pages; later rounds, on pages already
+    // dirty, only the changed bytes.
+    EXPECT_EQ(w.journal->stats().full_page_images, 24u);
+  });
+}
+
 // N committers at once, each transaction dirtying several pages: far fewer
 // journal writes than commits, and each committer returns only once its
 // Commit record is durable (checked against what a crash at that instant
