@@ -364,8 +364,10 @@ Result<MappingTree::Replacement> MappingTree::edit_internal(MBlock block,
     children.insert(children.end(), rep.nodes.begin(), rep.nodes.end());
     changed = changed || rep.changed;
   }
-  if (!changed) return Replacement{{ChildRef{VBlock(0), block}}, false};
   if (!children.empty()) children[0].key = ch[0].key;
+  // Children rewritten in place leave this node's bytes as they were: no
+  // write, and nothing for the parent to change either.
+  if (!changed || (own && children == ch)) return Replacement{{ChildRef{VBlock(0), block}}, false};
   const bool append = hi == kVirtualEnd && !children.empty() && children.back().key.value() <= edit.begin;
   TP_ASSIGN_OR_RETURN(
       std::vector<ChildRef> nodes,
