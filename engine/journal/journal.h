@@ -25,6 +25,10 @@
 // chains to it (seq, LSN continuity, prev_crc), so a Commit record counts
 // only if every block before it in the log verified.
 //
+// Torn pages. The first record that makes a clean page dirty is logged as a
+// full-page image, whatever the caller changed, so that a page write-back
+// torn by a crash can always be rebuilt by recovery (details in journal.cc).
+//
 // Space. A commit reserves a bound on the blocks it will take before it gets
 // LSNs. When the ring is full it waits: the first waiter runs the space
 // reclaimer (normally Checkpointer::checkpoint, see checkpoint.h), the others

@@ -1,6 +1,7 @@
 #include "engine/journal/recovery.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <utility>
 #include <vector>
@@ -35,24 +36,56 @@ class GateSwap {
 
 using LsnRecords = std::vector<std::pair<Lsn, Record>>;
 
-Status replay_transaction(const LsnRecords& txn, cache::BlockCache& cache, RecordVisitor& visitor,
-                          RecoveryStats& stats) {
+// Replay state shared by all transactions of one recovery.
+struct Replay {
+  cache::BlockCache& cache;
+  RecordVisitor& visitor;
+  RecoveryStats& stats;
+  // Pages that failed verification at a partial PageWrite. Such a page is
+  // rebuilt by a later full-page image (see "Torn pages" in journal.cc): a
+  // write-back torn by the crash is always followed, in the log, by the
+  // full image that began its dirty period. Partial records before that
+  // image are already inside it and are skipped. A page still waiting at the
+  // end of the log is corrupt beyond what the journal can repair.
+  std::map<MBlock, Lsn> awaiting_image;
+};
+
+Status replay_page_write(Replay& r, const PageWrite& w, Lsn lsn) {
+  auto waiting = r.awaiting_image.find(w.block);
+  if (waiting != r.awaiting_image.end()) {
+    if (!w.init) {
+      ++r.stats.pages_already_current;
+      return ok_status();
+    }
+    r.awaiting_image.erase(waiting);
+  }
+  Result<cache::PageRef> page = r.cache.pin_for_redo(w.block, w.page_type, w.init);
+  if (!page.ok()) {
+    if (page.status().code() != Errc::corruption || w.init) return page.status();
+    r.awaiting_image.emplace(w.block, lsn);
+    ++r.stats.pages_already_current;
+    return ok_status();
+  }
+  if (lsn > page->page_lsn()) {
+    r.cache.apply_write(*page, w.offset, w.bytes, lsn, w.init);
+    ++r.stats.pages_redone;
+  } else {
+    ++r.stats.pages_already_current;
+  }
+  return ok_status();
+}
+
+Status replay_transaction(Replay& r, const LsnRecords& txn) {
   for (const auto& [lsn, record] : txn) {
     if (const auto* w = std::get_if<PageWrite>(&record)) {
-      TP_ASSIGN_OR_RETURN(cache::PageRef page, cache.pin_for_redo(w->block, w->page_type, w->init));
-      if (lsn > page.page_lsn()) {
-        cache.apply_write(page, w->offset, w->bytes, lsn, w->init);
-        ++stats.pages_redone;
-      } else {
-        ++stats.pages_already_current;
-      }
+      TP_RETURN_IF_ERROR(replay_page_write(r, *w, lsn));
     } else {
       TP_RETURN_IF_ERROR(
-          visitor.apply(record, lsn).with_context("replaying LSN " + std::to_string(lsn.value())));
+          r.visitor.apply(record, lsn).with_context("replaying LSN " + std::to_string(lsn.value())));
     }
-    ++stats.records_replayed;
+    ++r.stats.records_replayed;
   }
-  ++stats.transactions_replayed;
+  ++r.stats.transactions_replayed;
   return ok_status();
 }
 
@@ -94,8 +127,7 @@ class RingReader {
 
 // Committed transactions waiting to be replayed: they are replayed a read
 // chunk at a time, after one parallel read of every page they touch.
-Status replay_ready(std::vector<LsnRecords>& ready, cache::BlockCache& cache,
-                    RecordVisitor& visitor, RecoveryStats& stats) {
+Status replay_ready(Replay& r, std::vector<LsnRecords>& ready) {
   if (ready.empty()) return ok_status();
   std::vector<cache::BlockCache::PrefetchPage> pages;
   std::set<MBlock> seen;
@@ -107,8 +139,8 @@ Status replay_ready(std::vector<LsnRecords>& ready, cache::BlockCache& cache,
       }
     }
   }
-  cache.prefetch(pages);
-  for (const LsnRecords& txn : ready) TP_RETURN_IF_ERROR(replay_transaction(txn, cache, visitor, stats));
+  r.cache.prefetch(pages);
+  for (const LsnRecords& txn : ready) TP_RETURN_IF_ERROR(replay_transaction(r, txn));
   ready.clear();
   return ok_status();
 }
@@ -143,8 +175,9 @@ Result<RecoveryResult> recover(BlockDevice& device, RingGeometry ring, cache::Bl
   uint64_t max_txn = 0;
   stats.end_reason = "scanned one full lap of the ring";
   std::vector<LsnRecords> ready;
+  Replay replay{cache, visitor, stats, {}};
   while (seq < end_limit) {
-    if (!reader.holds(seq)) TP_RETURN_IF_ERROR(replay_ready(ready, cache, visitor, stats));
+    if (!reader.holds(seq)) TP_RETURN_IF_ERROR(replay_ready(replay, ready));
     TP_ASSIGN_OR_RETURN(std::span<const std::byte> bytes, reader.block(seq, stats));
     Result<ParsedJournalBlock> parsed = parse_journal_block(bytes, ring.location_of(seq));
     if (!parsed.ok()) {
@@ -192,7 +225,14 @@ Result<RecoveryResult> recover(BlockDevice& device, RingGeometry ring, cache::Bl
       txn.clear();
     }
   }
-  TP_RETURN_IF_ERROR(replay_ready(ready, cache, visitor, stats));
+  TP_RETURN_IF_ERROR(replay_ready(replay, ready));
+  if (!replay.awaiting_image.empty()) {
+    const auto& [block, lsn] = *replay.awaiting_image.begin();
+    return Status(Errc::corruption,
+                  "recovery: metadata block " + std::to_string(block.value()) +
+                      " does not verify and the journal holds no full image of it after LSN " +
+                      std::to_string(lsn.value()));
+  }
   if (!txn.empty() || assembler.has_partial()) ++stats.transactions_dropped;
 
   JournalResume& resume = result.resume;

@@ -17,6 +17,10 @@
 // Replay is idempotent. A PageWrite is applied through the cache only if its
 // LSN is above the page's LSN (the page on disk may already hold it); the
 // page is then dirty in the cache and is written back by the next checkpoint.
+// A page that does not verify (a write-back torn by the crash) is rebuilt
+// from the full-page image that began its last dirty period (journal.cc,
+// "Torn pages"); partial records of it that come earlier in the log are
+// skipped, and a page with no such image is reported as corrupt.
 // Every other record (Commit included) goes to the RecordVisitor with its
 // LSN; the visitor (the space maps, the device details) must ignore records
 // its checkpointed state already reflects.
