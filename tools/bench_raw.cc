@@ -194,8 +194,10 @@ Result<RawBenchReport> run_raw_bench(const RawBenchOptions& options) {
   TP_ASSIGN_OR_RETURN(const Workload workload, parse_workload(options.workload));
   TP_RETURN_IF_ERROR(check_options(options));
   // A CQ (twice the SQ) that holds every request of the queue depth.
+  if (options.submit_batch == 0) return Status(Errc::invalid_argument, "submit batch must be at least 1");
   Reactor reactor(real::ReactorOptions{.seed = options.seed,
                                        .ring_entries = std::bit_ceil(std::max<uint32_t>(options.queue_depth, 8)),
+                                       .submit_batch = options.submit_batch,
                                        .use_uring = options.use_uring});
   const real::OpenOptions open{.read_only = !is_write(workload), .use_uring = options.use_uring};
   TP_ASSIGN_OR_RETURN(std::unique_ptr<BlockDevice> device, real::open_real_device(reactor, options.path, open));

@@ -29,6 +29,7 @@ struct RawBenchOptions {
   double seconds = 10;
   bool use_uring = true;  // false: the pread/pwrite fallback
   uint64_t seed = 1;      // offsets for the random workloads
+  uint32_t submit_batch = 1;  // see ReactorOptions::submit_batch
 };
 
 struct RawBenchReport {

@@ -41,7 +41,11 @@ const char* reactor_outcome_name(ReactorOutcome o) {
 }
 
 Reactor::Reactor(const ReactorOptions& options)
-    : random_(options.seed), stack_bytes_(options.stack_bytes), start_(std::chrono::steady_clock::now()) {
+    : random_(options.seed),
+      stack_bytes_(options.stack_bytes),
+      submit_batch_(options.submit_batch),
+      start_(std::chrono::steady_clock::now()) {
+  TP_ASSERT_GE(submit_batch_, 1u);
   init_ring(options);
 }
 
@@ -392,6 +396,7 @@ void Reactor::track(io_uring_sqe* sqe, UringCompletion* completion) {
   TP_ASSERT(completion != nullptr);
   io_uring_sqe_set_data(sqe, completion);
   ++ring_in_flight_;
+  if (io_uring_sq_ready(ring_.get()) >= submit_batch_) submit_pending();
 }
 
 void Reactor::complete_later(IoRequest* req, Status status) {
