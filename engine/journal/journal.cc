@@ -120,11 +120,15 @@ Result<Lsn> Journal::commit(Transaction& txn) {
         w->init = true;
         ++stats_.full_page_images;
       }
+    } else if (applier_) {
+      applier_(r, s.first + i);
     }
     encode_record(r, s.encoded);
     s.ends.push_back(static_cast<uint32_t>(s.encoded.size()));
   }
-  encode_record(Commit{next_txn_++}, s.encoded);
+  const Commit commit{next_txn_++};
+  if (applier_) applier_(Record(commit), s.last);
+  encode_record(commit, s.encoded);
   s.ends.push_back(static_cast<uint32_t>(s.encoded.size()));
   const Lsn commit_lsn = s.last;
   staged_.push_back(std::move(s));

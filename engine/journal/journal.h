@@ -150,6 +150,18 @@ class Journal final : public cache::WalGate {
   // The LSN of the last record given out (durable or not).
   Lsn last_assigned_lsn() const { return next_lsn_ - 1; }
 
+  // Called by commit() for every record of a transaction that is not a
+  // PageWrite (its Commit record included), in LSN order, at the record's
+  // LSN, inside the section of commit() that never suspends (LSNs handed
+  // out, page writes applied to the cache). This is where logical structures
+  // (the space maps, the device details) apply their records, so that they
+  // see records in LSN order however committers interleave. It must not
+  // suspend and cannot fail: a transaction decides before it commits. Runs
+  // before the records are durable; write-back of the state it changes must
+  // wait for durability like any page (checkpoint.h, CheckpointParticipant).
+  using RecordApplier = std::function<void(const Record& record, Lsn lsn)>;
+  void set_record_applier(RecordApplier applier) { applier_ = std::move(applier); }
+
   // --- For the checkpointer ---
   // The runs when the ring is full and a commit must wait; see Space above.
   void set_space_reclaimer(std::function<Status()> reclaimer) { reclaimer_ = std::move(reclaimer); }
@@ -210,6 +222,7 @@ class Journal final : public cache::WalGate {
   bool reclaiming_ = false;
   Status failed_;
   std::function<Status()> reclaimer_;
+  RecordApplier applier_;
   JournalStats stats_;
 };
 
