@@ -323,7 +323,7 @@ std::string summary_line(const DiskRun& run) {
 }  // namespace
 
 ScenarioResult run_disk_scenario(const ScenarioOptions& options) {
-  return run_disk_scenario_traced(options, "");
+  return run_disk_scenario_traced(options, options.trace_path);
 }
 
 ScenarioResult run_disk_scenario_traced(const ScenarioOptions& options,

@@ -23,6 +23,10 @@ struct ScenarioOptions {
   // Deliberate bugs to inject, by name (e.g. "disk-flush-noop"), so tests can
   // prove the checkers fail. Unknown names are an error reported in `failure`.
   std::vector<std::string> bugs;
+  // When set, the scenario keeps every trace event and saves the trace here
+  // (pass or fail) for `thinp sim replay --trace`. Costs memory in proportion
+  // to the run. Scenarios without a trace format report that in `failure`.
+  std::string trace_path;
 };
 
 struct ScenarioResult {

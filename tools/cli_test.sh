@@ -62,6 +62,16 @@ if "$thinp" sim run --scenario disk --seed 1 >/dev/null 2>&1; then
   # failure must come with a replay command.
   expect 1 'replay: thinp sim run --scenario disk --seed [0-9]+ --bug disk-flush-noop --verbose' \
     -- sim sweep --scenario disk --seeds 1..40 --bug disk-flush-noop --jobs 2
+  # A saved trace replays clean; a trace of a broken disk fails on replay.
+  tmp=$(mktemp -d)
+  "$thinp" sim run --scenario disk --seed 5 --save-trace "$tmp/good.trace" >/dev/null
+  "$thinp" sim run --scenario disk --seed 5 --bug disk-flush-noop --save-trace "$tmp/bad.trace" >/dev/null
+  expect 0 'every read allowed by the disk model' -- sim replay --trace "$tmp/good.trace"
+  expect 1 '^FAILED replay' -- sim replay --trace "$tmp/bad.trace"
+  head -c 300 "$tmp/good.trace" >"$tmp/cut.trace"
+  expect_one_line_error sim replay --trace "$tmp/cut.trace"
+  expect_one_line_error sim replay --trace "$tmp/missing.trace"
+  rm -rf "$tmp"
 else
   echo "FAIL: thinp sim run --scenario disk --seed 1 failed:"
   "$thinp" sim run --scenario disk --seed 1 2>&1 | head -5

@@ -72,6 +72,12 @@ int run(int argc, char** argv) {
   sim_run->add_option("--ops", run_args.ops, "workload length (default: the scenario's)");
   sim_run->add_flag("--verbose", run_args.verbose, "log every event");
   sim_run->add_option("--bug", run_args.bugs, "inject a named deliberate bug (for checker tests)");
+  sim_run->add_option("--save-trace", run_args.save_trace, "save the IO trace to this file");
+
+  std::string replay_trace;
+  CLI::App* sim_replay = sim->add_subcommand("replay", "re-check a saved IO trace against the model");
+  sim_replay->add_option("--trace", replay_trace, "a trace saved by sim run --save-trace")
+      ->required();
 
   SimSweepArgs sweep_args;
   std::string seeds_text;
@@ -111,6 +117,7 @@ int run(int argc, char** argv) {
   }
 
   if (sim_run->parsed()) return run_sim_run(run_args);
+  if (sim_replay->parsed()) return run_sim_replay_trace(replay_trace);
   if (sim_sweep->parsed()) {
     auto seeds = parse_seed_range(seeds_text);
     if (!seeds.ok()) return usage_error(seeds.status().message());

@@ -16,6 +16,7 @@ struct SimRunArgs {
   uint64_t ops = 0;  // 0: the scenario's default
   bool verbose = false;
   std::vector<std::string> bugs;
+  std::string save_trace;  // save the run's IO trace here
 };
 
 struct SimSweepArgs {
@@ -30,6 +31,8 @@ struct SimSweepArgs {
 // arguments (an unknown scenario).
 int run_sim_run(const SimRunArgs& args);
 int run_sim_sweep(const SimSweepArgs& args);
+// Re-checks a saved disk trace against the disk model, without re-running.
+int run_sim_replay_trace(const std::string& trace_path);
 
 // The command that replays one seed with verbose logging.
 std::string replay_command(const std::string& scenario, uint64_t seed, uint64_t ops,
