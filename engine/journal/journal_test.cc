@@ -159,6 +159,19 @@ TEST(Journal, RingWrapsThroughCheckpointsAndRecoversAfterWrapping) {
 
   Random rng(3);
   World after(cfg, w.disk.crash_image(Mode::drop_unflushed, rng));
+  // The superblock keeps (block, LSN); the sequence number comes back from
+  // the ring.
+  after.run_task([&] {
+    Result<JournalPosition> located =
+        locate_tail(after.disk, after.ring(), after.ring().location_of(w.superblock_tail.seq),
+                    w.superblock_tail.lsn);
+    ASSERT_TRUE(located.ok()) << located.status().to_string();
+    EXPECT_EQ(*located, w.superblock_tail);
+    EXPECT_EQ(locate_tail(after.disk, after.ring(), MBlock(kRingStart + cfg.ring_blocks), Lsn(5))
+                  .status()
+                  .code(),
+              Errc::corruption);
+  });
   Result<RecoveryResult> r = after.open_recovering(w.superblock_tail);
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_EQ(r->last_committed_lsn, w.journal->durable_lsn());

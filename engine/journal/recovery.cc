@@ -147,6 +147,46 @@ Status replay_ready(Replay& r, std::vector<LsnRecords>& ready) {
 
 }  // namespace
 
+Result<JournalPosition> locate_tail(BlockDevice& device, RingGeometry ring, MBlock tail_block,
+                                    Lsn tail_lsn) {
+  if (tail_block < ring.start || tail_block.value() >= (ring.start + ring.length_blocks).value() ||
+      tail_lsn == Lsn(0)) {
+    return Status(Errc::corruption, "superblock: journal tail block " +
+                                        std::to_string(tail_block.value()) + " (LSN " +
+                                        std::to_string(tail_lsn.value()) + ") is not in the ring");
+  }
+  const uint64_t slot = tail_block - ring.start;
+  AlignedBuffer block(kMetadataBlockBytes);
+  TP_RETURN_IF_ERROR(device.read(tail_block.value() * kMetadataBlockBytes, block.span())
+                         .with_context("reading the journal tail"));
+  Result<ParsedJournalBlock> parsed = parse_journal_block(block.span(), tail_block);
+  if (parsed.ok() && parsed->header.first_lsn == tail_lsn &&
+      parsed->header.seq % ring.length_blocks == slot) {
+    return JournalPosition{parsed->header.seq, tail_lsn};
+  }
+  // Empty at the tail: outrank every block in the ring.
+  uint64_t max_seq = 0;
+  bool any = false;
+  constexpr uint64_t kChunk = 64;
+  AlignedBuffer chunk(kChunk * kMetadataBlockBytes);
+  for (uint64_t first = 0; first < ring.length_blocks; first += kChunk) {
+    const uint64_t n = std::min(kChunk, ring.length_blocks - first);
+    TP_RETURN_IF_ERROR(device.read((ring.start + first).value() * kMetadataBlockBytes,
+                                   chunk.span().first(n * kMetadataBlockBytes))
+                           .with_context("scanning the journal"));
+    for (uint64_t i = 0; i < n; ++i) {
+      auto b = chunk.span().subspan(i * kMetadataBlockBytes, kMetadataBlockBytes);
+      Result<ParsedJournalBlock> p = parse_journal_block(b, ring.start + (first + i));
+      if (!p.ok() || p->header.seq % ring.length_blocks != first + i) continue;
+      max_seq = any ? std::max(max_seq, p->header.seq) : p->header.seq;
+      any = true;
+    }
+  }
+  if (!any) return JournalPosition{slot, tail_lsn};
+  const uint64_t lap = (max_seq + 1 + ring.length_blocks - 1 - slot) / ring.length_blocks;
+  return JournalPosition{lap * ring.length_blocks + slot, tail_lsn};
+}
+
 Result<RecoveryResult> recover(BlockDevice& device, RingGeometry ring, cache::BlockCache& cache,
                                JournalPosition tail, RecordVisitor& visitor,
                                RecoveryOptions options) {

@@ -71,6 +71,20 @@ struct RecoveryResult {
   RecoveryStats stats;
 };
 
+// The superblock stores the tail as a block address and an LSN
+// (engine/format/superblock.h: journal_tail_block = ring.location_of(
+// tail.seq), journal_tail_lsn = tail.lsn, and checkpoint_lsn = tail.lsn - 1).
+// This turns them back into a JournalPosition, whose absolute sequence number
+// recovery needs to reject blocks from earlier laps. If the tail block holds
+// the tail LSN, its sequence number is taken from it (LSNs never repeat, so
+// no block of an earlier lap can hold it). Otherwise the log is empty at the
+// tail, and the position gets the smallest sequence number at that slot that
+// is above every sequence number found in the ring (one read of the whole
+// ring), so that new blocks always outrank stale ones. A tail block outside
+// the ring is Errc::corruption. Task only.
+Result<JournalPosition> locate_tail(BlockDevice& device, RingGeometry ring, MBlock tail_block,
+                                    Lsn tail_lsn);
+
 // Replays the log of `ring` on `device` from `tail` (the superblock's). Read
 // errors and replay errors (a page needed for redo is corrupt, the visitor
 // fails) are returned; a bad journal block is not an error, it is the end of
