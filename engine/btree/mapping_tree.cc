@@ -344,6 +344,7 @@ Result<MappingTree::Replacement> MappingTree::edit_internal(MBlock block,
   }
   const auto& ch = node.children;
   std::vector<ChildRef> children;
+  std::vector<bool> shrunk;  // per entry of `children`: rewritten by a discard
   children.reserve(ch.size() + 2);
   bool changed = !own;
   for (size_t i = 0; i < ch.size(); ++i) {
@@ -351,6 +352,7 @@ Result<MappingTree::Replacement> MappingTree::edit_internal(MBlock block,
     const uint64_t chi = i + 1 < ch.size() ? ch[i + 1].key.value() : hi;
     if (chi <= edit.begin || clo >= edit.end) {
       children.push_back(ch[i]);
+      shrunk.push_back(false);
       continue;
     }
     const Edit sub = edit.clipped(clo, chi);
@@ -362,9 +364,11 @@ Result<MappingTree::Replacement> MappingTree::edit_internal(MBlock block,
     TP_ASSIGN_OR_RETURN(Replacement rep, edit_node(ch[i].block, clo, chi, sub));
     if (!rep.nodes.empty()) rep.nodes[0].key = ch[i].key;
     children.insert(children.end(), rep.nodes.begin(), rep.nodes.end());
+    shrunk.resize(children.size(), rep.changed && !edit.run && rep.nodes.size() == 1);
     changed = changed || rep.changed;
   }
   if (!children.empty()) children[0].key = ch[0].key;
+  TP_RETURN_IF_ERROR(merge_small_children(children, shrunk));
   // Children rewritten in place leave this node's bytes as they were: no
   // write, and nothing for the parent to change either.
   if (!changed || (own && children == ch)) return Replacement{{ChildRef{VBlock(0), block}}, false};
@@ -377,6 +381,89 @@ Result<MappingTree::Replacement> MappingTree::edit_internal(MBlock block,
     TP_ASSERT(freed);
   }
   return Replacement{std::move(nodes), true};
+}
+
+size_t MappingTree::encoded_bytes(const MappingNode& node) {
+  return node.leaf ? encoded_leaf_bytes(node.runs) : encoded_internal_bytes(node.children);
+}
+
+// After a discard, a child that shrank below a third of a node is merged
+// with a neighbour when the two fit in three quarters of a node (leaving room
+// for inserts, so that merge and split do not alternate). `children` belong
+// to an exclusive node that is about to be written.
+Status MappingTree::merge_small_children(std::vector<ChildRef>& children,
+                                         std::vector<bool>& shrunk) {
+  TP_ASSERT_EQ(children.size(), shrunk.size());
+  for (size_t j = 0; j < children.size() && children.size() > 1; ++j) {
+    if (!shrunk[j]) continue;
+    TP_ASSIGN_OR_RETURN(NodePtr node, read_node(children[j].block));
+    if (encoded_bytes(*node) >= options_.node_bytes_max / 3) continue;
+    for (const size_t other : {j + 1, j - 1}) {
+      if (other >= children.size()) continue;  // j - 1 wraps for j == 0
+      const size_t a = std::min(j, other);
+      TP_ASSIGN_OR_RETURN(bool merged, merge_pair(children, a));
+      if (!merged) continue;
+      shrunk.erase(shrunk.begin() + a + 1);
+      shrunk[a] = false;
+      j = a;
+      break;
+    }
+  }
+  return ok_status();
+}
+
+// Replaces children[a] and children[a + 1] by one node holding both, if it
+// fits in three quarters of a node. A shared one is copied (its children
+// gain the merged node as a parent); an exclusive one's references move to
+// the merged node, which reuses the first exclusive block.
+Result<bool> MappingTree::merge_pair(std::vector<ChildRef>& children, size_t a) {
+  const ChildRef ca = children[a], cb = children[a + 1];
+  TP_ASSIGN_OR_RETURN(NodePtr na, read_node(ca.block));
+  TP_ASSIGN_OR_RETURN(NodePtr nb, read_node(cb.block));
+  if (na->leaf != nb->leaf) {
+    return Status(Errc::corruption, "m:" + std::to_string(ca.block.value()) + " and m:" +
+                                        std::to_string(cb.block.value()) + " are at different depths");
+  }
+  MappingNode m;
+  m.leaf = na->leaf;
+  if (m.leaf) {
+    m.runs = na->runs;
+    m.runs.insert(m.runs.end(), nb->runs.begin(), nb->runs.end());
+  } else {
+    m.children = na->children;
+    m.children.insert(m.children.end(), nb->children.begin(), nb->children.end());
+    m.children[na->children.size()].key = cb.key;  // b's range starts at its key in us
+    if (!(na->children.back().key < cb.key)) return false;
+  }
+  if (encoded_bytes(m) > options_.node_bytes_max * 3 / 4) return false;
+
+  std::optional<MBlock> target;
+  for (const auto& [ref, node] : {std::pair{ca, na}, std::pair{cb, nb}}) {
+    TP_ASSIGN_OR_RETURN(uint32_t refs, store_->ref_count(ref.block));
+    if (refs > 1) {
+      TP_RETURN_IF_ERROR(take_children_refs(*node));
+      TP_ASSIGN_OR_RETURN(bool freed, store_->dec_ref(ref.block));
+      TP_ASSERT(!freed);
+    } else if (!target) {
+      target = ref.block;
+    } else {
+      TP_ASSIGN_OR_RETURN(bool freed, store_->dec_ref(ref.block));
+      TP_ASSERT(freed);
+    }
+  }
+  if (!target) {
+    TP_ASSIGN_OR_RETURN(target, store_->allocate(ca.block));
+  }
+  std::array<std::byte, kPageBodyBytes> body;
+  if (m.leaf) {
+    encode_leaf(m.runs, body);
+  } else {
+    encode_internal(m.children, body);
+  }
+  TP_RETURN_IF_ERROR(write_node(*target, std::move(m), body));
+  children[a] = ChildRef{ca.key, *target};
+  children.erase(children.begin() + a + 1);
+  return true;
 }
 
 namespace {

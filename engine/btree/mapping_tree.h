@@ -155,6 +155,9 @@ class MappingTree {
   Result<std::vector<ChildRef>> write_internals(const std::vector<ChildRef>& children,
                                                 std::optional<MBlock> reuse, SplitBias bias);
   Status set_root(std::vector<ChildRef> nodes);
+  static size_t encoded_bytes(const MappingNode& node);
+  Status merge_small_children(std::vector<ChildRef>& children, std::vector<bool>& shrunk);
+  Result<bool> merge_pair(std::vector<ChildRef>& children, size_t a);
   template <typename Entry>
   Result<std::vector<ChildRef>> write_nodes(const std::vector<Entry>& entries,
                                             std::optional<MBlock> reuse, SplitBias bias);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <iostream>
 #include <sstream>
 #include <memory>
 #include <string>
@@ -265,6 +266,31 @@ TEST(MappingTree, SharingIsExactAfterBreaksAndSnapshotDeletion) {
   ASSERT_TRUE(pool.destroy(1).ok());
   EXPECT_FALSE(shared(0, 6));  // no break at all once the snapshot is gone
   ASSERT_TRUE(pool.check().ok());
+}
+
+// Discards merge under-full nodes with their neighbours, so trees shrink.
+TEST(MappingTree, DiscardsShrinkTheTree) {
+  for (const size_t node_bytes : {size_t(64), kPageBodyBytes}) {
+    Pool pool(node_bytes);
+    ASSERT_TRUE(pool.create().ok());
+    Random rng(11);
+    // Random order: runs with varied gaps and data, which do not pack to
+    // zero bits.
+    const uint64_t blocks = node_bytes == 64 ? 2000 : 20000;
+    for (uint64_t i = 0; i < blocks / 2; ++i) {
+      ASSERT_TRUE(pool.write(pool.thins[0], rng.uniform(blocks), 1, false).ok());
+    }
+    const uint64_t full = pool.store.live_blocks();
+    // Thin every leaf out without emptying any: keep one block in 50.
+    for (uint64_t v = 0; v + 50 <= blocks; v += 50) {
+      ASSERT_TRUE(pool.discard(pool.thins[0], v + 1, 49).ok());
+    }
+    const Status c = pool.check();
+    ASSERT_TRUE(c.ok()) << c.to_string();
+    const uint64_t left = pool.store.live_blocks();
+    std::cout << node_bytes << "-byte nodes: " << full << " nodes before, " << left << " after\n";
+    EXPECT_LE(left * 4, full);
+  }
 }
 
 TEST(MappingTree, NeighbouringRunsMerge) {
