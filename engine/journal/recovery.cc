@@ -187,6 +187,59 @@ Result<JournalPosition> locate_tail(BlockDevice& device, RingGeometry ring, MBlo
   return JournalPosition{lap * ring.length_blocks + slot, tail_lsn};
 }
 
+namespace {
+
+// The block-by-block acceptance rules of the scan (see recovery.h). Holds the
+// chain state: the previous block's checksum and session, and the record
+// assembler.
+class LogScanner {
+ public:
+  explicit LogScanner(Lsn tail_lsn) : assembler_(tail_lsn) {}
+
+  // Checks block `seq`. If it is accepted, appends its complete records to
+  // `out`, tells whether it starts a new session, and returns true;
+  // otherwise says why in `end_reason` and returns false, changing nothing.
+  bool accept(uint64_t seq, const ParsedJournalBlock& block, LsnRecords& out, bool& new_session,
+              std::string& end_reason) {
+    const JournalBlockHeader& h = block.header;
+    if (h.seq != seq) {
+      end_reason = "journal block at sequence " + std::to_string(seq) + " holds sequence " +
+                   std::to_string(h.seq) + " (an earlier lap)";
+      return false;
+    }
+    if (have_prev_ && h.prev_crc != prev_crc_) {
+      end_reason = "journal block " + std::to_string(seq) + " does not chain to its predecessor";
+      return false;
+    }
+    // Work on a copy, so that a block that turns out bad changes nothing.
+    RecordAssembler trial = assembler_;
+    new_session = have_prev_ && h.session != session_;
+    if (new_session) trial.restart(trial.next_lsn());
+    out.clear();
+    if (Status s = trial.add_block(block, out); !s.ok()) {
+      end_reason = s.message();
+      return false;
+    }
+    assembler_ = std::move(trial);
+    have_prev_ = true;
+    session_ = h.session;
+    prev_crc_ = block.crc;
+    return true;
+  }
+
+  const RecordAssembler& assembler() const { return assembler_; }
+  uint32_t prev_crc() const { return prev_crc_; }
+  uint64_t session() const { return session_; }
+
+ private:
+  RecordAssembler assembler_;
+  bool have_prev_ = false;
+  uint64_t session_ = 0;
+  uint32_t prev_crc_ = 0;
+};
+
+}  // namespace
+
 Result<RecoveryResult> recover(BlockDevice& device, RingGeometry ring, cache::BlockCache& cache,
                                JournalPosition tail, RecordVisitor& visitor,
                                RecoveryOptions options) {
@@ -205,17 +258,14 @@ Result<RecoveryResult> recover(BlockDevice& device, RingGeometry ring, cache::Bl
 
   const uint64_t end_limit = tail.seq + ring.length_blocks;
   RingReader reader(device, ring, options.read_ahead_blocks, end_limit);
-  RecordAssembler assembler(tail.lsn);
-  LsnRecords txn;
+  LogScanner scanner(tail.lsn);
+  Replay replay{cache, visitor, stats, {}};
+  LsnRecords txn;  // the open transaction
   LsnRecords block_records;
+  std::vector<LsnRecords> ready;  // committed, not yet replayed
   uint64_t seq = tail.seq;
-  bool have_prev = false;
-  uint64_t session = 0;
-  uint32_t prev_crc = 0;
   uint64_t max_txn = 0;
   stats.end_reason = "scanned one full lap of the ring";
-  std::vector<LsnRecords> ready;
-  Replay replay{cache, visitor, stats, {}};
   while (seq < end_limit) {
     if (!reader.holds(seq)) TP_RETURN_IF_ERROR(replay_ready(replay, ready));
     TP_ASSIGN_OR_RETURN(std::span<const std::byte> bytes, reader.block(seq, stats));
@@ -224,42 +274,20 @@ Result<RecoveryResult> recover(BlockDevice& device, RingGeometry ring, cache::Bl
       stats.end_reason = parsed.status().message();
       break;
     }
-    const JournalBlockHeader& h = parsed->header;
-    if (h.seq != seq) {
-      stats.end_reason = "journal block at sequence " + std::to_string(seq) + " holds sequence " +
-                         std::to_string(h.seq) + " (an earlier lap)";
-      break;
-    }
-    if (have_prev && h.prev_crc != prev_crc) {
-      stats.end_reason = "journal block " + std::to_string(seq) + " does not chain to its predecessor";
-      break;
-    }
-    // Work on a copy, so that a block that turns out bad changes nothing.
-    RecordAssembler trial = assembler;
-    const bool new_session = have_prev && h.session != session;
-    if (new_session) trial.restart(trial.next_lsn());
-    block_records.clear();
-    if (Status s = trial.add_block(*parsed, block_records); !s.ok()) {
-      stats.end_reason = s.message();
-      break;
-    }
-    if (new_session && !txn.empty()) {
+    bool new_session = false;
+    if (!scanner.accept(seq, *parsed, block_records, new_session, stats.end_reason)) break;
+    if (new_session && !txn.empty()) {  // left open by a crashed session
       ++stats.transactions_dropped;
       txn.clear();
     }
-    assembler = std::move(trial);
-    have_prev = true;
-    session = h.session;
-    prev_crc = parsed->crc;
     ++seq;
     ++stats.blocks_scanned;
-    gate.durable = assembler.next_lsn() - 1;
+    gate.durable = scanner.assembler().next_lsn() - 1;
     for (auto& [lsn, record] : block_records) {
       const Commit* commit = std::get_if<Commit>(&record);
       if (commit != nullptr) max_txn = std::max(max_txn, commit->txn);
-      const bool ends_txn = commit != nullptr;
       txn.emplace_back(lsn, std::move(record));
-      if (!ends_txn) continue;
+      if (commit == nullptr) continue;
       result.last_committed_lsn = lsn;
       ready.push_back(std::move(txn));
       txn.clear();
@@ -273,15 +301,10 @@ Result<RecoveryResult> recover(BlockDevice& device, RingGeometry ring, cache::Bl
                       " does not verify and the journal holds no full image of it after LSN " +
                       std::to_string(lsn.value()));
   }
-  if (!txn.empty() || assembler.has_partial()) ++stats.transactions_dropped;
+  if (!txn.empty() || scanner.assembler().has_partial()) ++stats.transactions_dropped;
 
-  JournalResume& resume = result.resume;
-  resume.tail = tail;
-  resume.head_seq = seq;
-  resume.next_lsn = assembler.next_lsn();
-  resume.prev_crc = prev_crc;
-  resume.last_session = session;
-  resume.next_txn = max_txn + 1;
+  result.resume = JournalResume{tail, seq, scanner.assembler().next_lsn(), scanner.prev_crc(),
+                                scanner.session(), max_txn + 1};
   return result;
 }
 
