@@ -41,11 +41,12 @@ Result<uint64_t> tree_height(NodeStore& store, MBlock root) {
 
 Result<MetadataBenchReport> run_metadata_bench(uint64_t mappings, std::string pattern) {
   if (mappings == 0 || mappings > kMappingsMax) {
-    return Status(Errc::invalid_argument, "--mappings must be in [1, " + std::to_string(kMappingsMax) + "]");
+    return Status(Errc::invalid_argument,
+                  "--mappings must be in [1, " + std::to_string(kMappingsMax) + "]");
   }
   if (pattern != "sequential" && pattern != "random-virtual" && pattern != "random-data") {
-    return Status(Errc::invalid_argument, "unknown pattern '" + pattern +
-                                              "' (sequential, random-virtual, random-data)");
+    return Status(Errc::invalid_argument,
+                  "unknown pattern '" + pattern + "' (sequential, random-virtual, random-data)");
   }
   MemoryNodeStore store;
   MemoryDataRefs data;
@@ -126,11 +127,12 @@ std::string format_metadata_bench(const MetadataBenchReport& r, bool json) {
                   "\"build_page_writes\":%llu,\"share_break\":{\"leaf_blocks\":%llu,"
                   "\"page_writes\":%llu,\"page_write_bytes\":%llu,\"meta_ref_deltas\":%llu,"
                   "\"data_range_deltas\":%llu,\"journal_records\":%llu}}",
-                  r.pattern.c_str(), ull(r.mappings), ull(r.runs), ull(r.leaf_nodes + r.internal_nodes),
-                  ull(r.leaf_nodes), ull(r.internal_nodes), ull(r.height), ull(r.metadata_bytes),
-                  r.bytes_per_mapping, r.runs_per_leaf, ull(r.build_page_writes), ull(s.leaf_blocks),
-                  ull(s.page_writes), ull(s.page_write_bytes), ull(s.meta_ref_deltas),
-                  ull(s.data_range_deltas), ull(s.journal_records));
+                  r.pattern.c_str(), ull(r.mappings), ull(r.runs),
+                  ull(r.leaf_nodes + r.internal_nodes), ull(r.leaf_nodes), ull(r.internal_nodes),
+                  ull(r.height), ull(r.metadata_bytes), r.bytes_per_mapping, r.runs_per_leaf,
+                  ull(r.build_page_writes), ull(s.leaf_blocks), ull(s.page_writes),
+                  ull(s.page_write_bytes), ull(s.meta_ref_deltas), ull(s.data_range_deltas),
+                  ull(s.journal_records));
     return buf;
   }
   std::snprintf(buf, sizeof buf,

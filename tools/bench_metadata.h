@@ -36,11 +36,11 @@ struct ShareBreakCost {
 struct MetadataBenchReport {
   std::string pattern;
   uint64_t mappings = 0;
-  uint64_t runs = 0;             // runs stored after merging
+  uint64_t runs = 0;  // runs stored after merging
   uint64_t leaf_nodes = 0;
   uint64_t internal_nodes = 0;
-  uint64_t height = 0;           // levels, 1 = the root is a leaf
-  uint64_t metadata_bytes = 0;   // live nodes x 4096
+  uint64_t height = 0;          // levels, 1 = the root is a leaf
+  uint64_t metadata_bytes = 0;  // live nodes x 4096
   double bytes_per_mapping = 0;
   double runs_per_leaf = 0;
   uint64_t build_page_writes = 0;  // PageWrite records while building

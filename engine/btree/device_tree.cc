@@ -78,12 +78,10 @@ Result<DeviceNode> decode_device_node(std::span<const std::byte> body) {
     }
     if (node.leaf) {
       if (get_u32(body, off + 52) != 0) return corrupt("bad entry padding");
-      node.entries.push_back(DeviceDetails{key, MBlock(get_u64(body, off + 8)),
-                                           get_u64(body, off + 16), get_u64(body, off + 24),
-                                           SnapTime(get_u32(body, off + 40)),
-                                           SnapTime(get_u32(body, off + 44)),
-                                           TransactionId(get_u64(body, off + 32)),
-                                           get_u32(body, off + 48)});
+      node.entries.push_back(DeviceDetails{
+          key, MBlock(get_u64(body, off + 8)), get_u64(body, off + 16), get_u64(body, off + 24),
+          SnapTime(get_u32(body, off + 40)), SnapTime(get_u32(body, off + 44)),
+          TransactionId(get_u64(body, off + 32)), get_u32(body, off + 48)});
     } else {
       node.children.push_back(DeviceChild{key, MBlock(get_u64(body, off + 8))});
     }

@@ -13,8 +13,13 @@ namespace thinp {
 namespace {
 
 DeviceDetails details(uint64_t thin, uint64_t salt) {
-  return DeviceDetails{ThinId(thin),  MBlock(salt * 3),     salt * 5, salt * 7 + thin,
-                       SnapTime(uint32_t(salt)), SnapTime(uint32_t(salt + 1)), TransactionId(salt * 11),
+  return DeviceDetails{ThinId(thin),
+                       MBlock(salt * 3),
+                       salt * 5,
+                       salt * 7 + thin,
+                       SnapTime(uint32_t(salt)),
+                       SnapTime(uint32_t(salt + 1)),
+                       TransactionId(salt * 11),
                        uint32_t(salt & 0xff)};
 }
 

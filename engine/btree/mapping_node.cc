@@ -322,7 +322,9 @@ std::vector<size_t> split_table(const Table& t, size_t capacity, SplitBias bias)
 
 // ---- decoding (untrusted bytes) ----
 
-Status corrupt(const std::string& what) { return Status(Errc::corruption, "mapping node: " + what); }
+Status corrupt(const std::string& what) {
+  return Status(Errc::corruption, "mapping node: " + what);
+}
 
 bool get_varint(std::span<const std::byte> b, size_t& pos, uint64_t& v) {
   v = 0;
@@ -422,7 +424,8 @@ Result<MappingNode> decode_mapping_node(std::span<const std::byte> body) {
   const uint8_t kind = std::to_integer<uint8_t>(body[0]);
   const uint8_t flags = std::to_integer<uint8_t>(body[1]);
   const size_t count = get_u16(body, 2);
-  if (kind != kKindLeaf && kind != kKindInternal) return corrupt("bad kind " + std::to_string(kind));
+  if (kind != kKindLeaf && kind != kKindInternal)
+    return corrupt("bad kind " + std::to_string(kind));
   if (flags & ~kFlagDelta) return corrupt("bad flags " + std::to_string(flags));
   const bool leaf = kind == kKindLeaf;
   const int cols = leaf ? 4 : 2;

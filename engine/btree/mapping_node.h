@@ -50,7 +50,7 @@ inline bool runs_mergeable(const Run& a, const Run& b) {
 }
 
 struct ChildRef {
-  VBlock key;   // the lowest virtual block the child may hold (see mapping_tree.h)
+  VBlock key;  // the lowest virtual block the child may hold (see mapping_tree.h)
   MBlock block;
   bool operator==(const ChildRef&) const = default;
 };

@@ -132,15 +132,17 @@ TEST(MappingNode, RandomBytesNeverCrash) {
     for (size_t j = 0; j < n; ++j) body[j] = std::byte(rng.uniform(256));
     if (rng.chance(0.5)) body[0] = std::byte(1 + rng.uniform(2));
     const Result<MappingNode> node = decode_mapping_node(body);
-    if (node.ok()) ++accepted;
-    else EXPECT_EQ(node.status().code(), Errc::corruption);
+    if (node.ok())
+      ++accepted;
+    else
+      EXPECT_EQ(node.status().code(), Errc::corruption);
   }
   EXPECT_LT(accepted, 20000);
 }
 
 TEST(MappingNode, SpecificCorruptionsAreNamed) {
   const std::vector<thinp::Run> runs = {{VBlock(10), 5, DBlock(100), SnapTime(1)},
-                                 {VBlock(20), 3, DBlock(7), SnapTime(2)}};
+                                        {VBlock(20), 3, DBlock(7), SnapTime(2)}};
   Body good;
   encode_leaf(runs, good);
   ASSERT_TRUE(decode_mapping_node(good).ok());
@@ -174,7 +176,7 @@ TEST(MappingNode, LengthZeroAndOverflowAreRejected) {
   b[0] = std::byte(1);
   put_u16(b, 2, 1);
   size_t pos = 8;
-  b[pos++] = std::byte(5);  // first key
+  b[pos++] = std::byte(5);                              // first key
   for (int k = 0; k < 4; ++k) b[pos++] = std::byte(0);  // bases: length 0
   EXPECT_NE(decode_mapping_node(b).status().message().find("length 0"), std::string::npos);
   // Length that runs past 2^64.
@@ -204,7 +206,8 @@ TEST(MappingNode, DenseLeafOfRandomDataRuns) {
   const size_t first = cuts[1];
   EXPECT_GT(first, 1400u);  // 22 bits a run: (4064 - header) * 8 / 22
   EXPECT_LE(encoded_leaf_bytes(std::span<const thinp::Run>(runs.data(), first)), kPageBodyBytes);
-  EXPECT_GT(encoded_leaf_bytes(std::span<const thinp::Run>(runs.data(), first + 1)), kPageBodyBytes);
+  EXPECT_GT(encoded_leaf_bytes(std::span<const thinp::Run>(runs.data(), first + 1)),
+            kPageBodyBytes);
 }
 
 TEST(MappingNode, EmptyLeafIsEightBytes) {

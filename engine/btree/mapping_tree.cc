@@ -102,8 +102,8 @@ Status MappingTree::visit(MBlock block, uint64_t lo, uint64_t hi, uint64_t begin
                                             " holds a run outside the range its parent gives it");
       }
       const uint64_t b = std::max(begin, r.vbegin.value()), e = std::min(end, r.vend().value());
-      TP_RETURN_IF_ERROR(fn(Run{VBlock(b), e - b, r.dbegin + (b - r.vbegin.value()), r.time},
-                            path_shared));
+      TP_RETURN_IF_ERROR(
+          fn(Run{VBlock(b), e - b, r.dbegin + (b - r.vbegin.value()), r.time}, path_shared));
     }
     return ok_status();
   }
@@ -130,23 +130,24 @@ Result<std::vector<Extent>> MappingTree::lookup(VBlock begin, uint64_t length,
   std::vector<Extent> out;
   uint64_t pos = begin.value();
   const uint64_t end = begin.value() + length;
-  Status s = visit(root_, 0, kVirtualEnd, pos, end, false, sharing.enabled,
-                   [&](const Run& r, bool path_shared) -> Status {
-                     if (r.vbegin.value() > pos) {
-                       out.push_back(Extent{VBlock(pos), r.vbegin.value() - pos, false, {}, {}, false});
-                     }
-                     bool shared = false;
-                     if (sharing.enabled && r.time <= sharing.snapshot_time) {
-                       shared = path_shared;
-                       if (!shared) {
-                         TP_ASSIGN_OR_RETURN(uint32_t refs, data_->max_ref_count(r.dbegin, r.length));
-                         shared = refs > 1;
-                       }
-                     }
-                     out.push_back(Extent{r.vbegin, r.length, true, r.dbegin, r.time, shared});
-                     pos = r.vend().value();
-                     return ok_status();
-                   });
+  Status s =
+      visit(root_, 0, kVirtualEnd, pos, end, false, sharing.enabled,
+            [&](const Run& r, bool path_shared) -> Status {
+              if (r.vbegin.value() > pos) {
+                out.push_back(Extent{VBlock(pos), r.vbegin.value() - pos, false, {}, {}, false});
+              }
+              bool shared = false;
+              if (sharing.enabled && r.time <= sharing.snapshot_time) {
+                shared = path_shared;
+                if (!shared) {
+                  TP_ASSIGN_OR_RETURN(uint32_t refs, data_->max_ref_count(r.dbegin, r.length));
+                  shared = refs > 1;
+                }
+              }
+              out.push_back(Extent{r.vbegin, r.length, true, r.dbegin, r.time, shared});
+              pos = r.vend().value();
+              return ok_status();
+            });
   TP_RETURN_IF_ERROR(s);
   if (pos < end) out.push_back(Extent{VBlock(pos), end - pos, false, {}, {}, false});
   return out;
@@ -162,11 +163,11 @@ Status MappingTree::for_each(VBlock begin, uint64_t length,
 
 Result<uint64_t> MappingTree::mapped_in(uint64_t begin, uint64_t end) {
   uint64_t mapped = 0;
-  TP_RETURN_IF_ERROR(visit(root_, 0, kVirtualEnd, begin, end, false, false,
-                           [&](const Run& r, bool) {
-                             mapped += r.length;
-                             return ok_status();
-                           }));
+  TP_RETURN_IF_ERROR(
+      visit(root_, 0, kVirtualEnd, begin, end, false, false, [&](const Run& r, bool) {
+        mapped += r.length;
+        return ok_status();
+      }));
   return mapped;
 }
 
@@ -319,7 +320,8 @@ Result<MappingTree::Replacement> MappingTree::edit_leaf(MBlock block, const Mapp
     own.reset();
   }
   for (const Run& d : dropped) TP_RETURN_IF_ERROR(data_->dec_range(d.dbegin, d.length));
-  const bool append = hi == kVirtualEnd && !runs.empty() && runs.back().vbegin.value() <= edit.begin;
+  const bool append =
+      hi == kVirtualEnd && !runs.empty() && runs.back().vbegin.value() <= edit.begin;
   TP_ASSIGN_OR_RETURN(std::vector<ChildRef> nodes,
                       write_leaves(runs, own, append ? SplitBias::pack_left : SplitBias::balanced));
   if (nodes.empty() && own) {
@@ -329,9 +331,9 @@ Result<MappingTree::Replacement> MappingTree::edit_leaf(MBlock block, const Mapp
   return Replacement{std::move(nodes), true};
 }
 
-Result<MappingTree::Replacement> MappingTree::edit_internal(MBlock block,
-                                                            const MappingNode& node, uint64_t lo,
-                                                            uint64_t hi, const Edit& edit) {
+Result<MappingTree::Replacement> MappingTree::edit_internal(MBlock block, const MappingNode& node,
+                                                            uint64_t lo, uint64_t hi,
+                                                            const Edit& edit) {
   // Copy first if shared: the children must see their new parent before
   // they decide whether they are shared themselves.
   TP_ASSIGN_OR_RETURN(uint32_t refs, store_->ref_count(block));
@@ -372,7 +374,8 @@ Result<MappingTree::Replacement> MappingTree::edit_internal(MBlock block,
   // Children rewritten in place leave this node's bytes as they were: no
   // write, and nothing for the parent to change either.
   if (!changed || (own && children == ch)) return Replacement{{ChildRef{VBlock(0), block}}, false};
-  const bool append = hi == kVirtualEnd && !children.empty() && children.back().key.value() <= edit.begin;
+  const bool append =
+      hi == kVirtualEnd && !children.empty() && children.back().key.value() <= edit.begin;
   TP_ASSIGN_OR_RETURN(
       std::vector<ChildRef> nodes,
       write_internals(children, own, append ? SplitBias::pack_left : SplitBias::balanced));
@@ -421,8 +424,9 @@ Result<bool> MappingTree::merge_pair(std::vector<ChildRef>& children, size_t a) 
   TP_ASSIGN_OR_RETURN(NodePtr na, read_node(ca.block));
   TP_ASSIGN_OR_RETURN(NodePtr nb, read_node(cb.block));
   if (na->leaf != nb->leaf) {
-    return Status(Errc::corruption, "m:" + std::to_string(ca.block.value()) + " and m:" +
-                                        std::to_string(cb.block.value()) + " are at different depths");
+    return Status(Errc::corruption, "m:" + std::to_string(ca.block.value()) +
+                                        " and m:" + std::to_string(cb.block.value()) +
+                                        " are at different depths");
   }
   MappingNode m;
   m.leaf = na->leaf;
@@ -495,13 +499,18 @@ Result<std::vector<ChildRef>> MappingTree::write_nodes(const std::vector<Entry>&
                                                        SplitBias bias) {
   constexpr bool kLeaf = std::is_same_v<Entry, Run>;
   auto first_key = [](const Entry& e) {
-    if constexpr (kLeaf) return e.vbegin; else return e.key;
+    if constexpr (kLeaf)
+      return e.vbegin;
+    else
+      return e.key;
   };
   auto node_of = [](std::span<const Entry> chunk) {
     MappingNode n;
     n.leaf = kLeaf;
-    if constexpr (kLeaf) n.runs.assign(chunk.begin(), chunk.end());
-    else n.children.assign(chunk.begin(), chunk.end());
+    if constexpr (kLeaf)
+      n.runs.assign(chunk.begin(), chunk.end());
+    else
+      n.children.assign(chunk.begin(), chunk.end());
     return n;
   };
   std::array<std::byte, kPageBodyBytes> body;

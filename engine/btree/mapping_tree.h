@@ -54,9 +54,9 @@ struct Extent {
   VBlock vbegin;
   uint64_t length = 0;
   bool mapped = false;
-  DBlock dbegin;       // mapped only
-  SnapTime time;       // mapped only
-  bool shared = false; // mapped and SharingQuery::enabled only: see lookup()
+  DBlock dbegin;        // mapped only
+  SnapTime time;        // mapped only
+  bool shared = false;  // mapped and SharingQuery::enabled only: see lookup()
   bool operator==(const Extent&) const = default;
 };
 
@@ -146,8 +146,8 @@ class MappingTree {
   Result<Replacement> edit_node(MBlock block, uint64_t lo, uint64_t hi, const Edit& edit);
   Result<Replacement> edit_leaf(MBlock block, const MappingNode& node, uint64_t hi,
                                 const Edit& edit);
-  Result<Replacement> edit_internal(MBlock block, const MappingNode& node, uint64_t lo,
-                                    uint64_t hi, const Edit& edit);
+  Result<Replacement> edit_internal(MBlock block, const MappingNode& node, uint64_t lo, uint64_t hi,
+                                    const Edit& edit);
   Status take_children_refs(const MappingNode& node);
   Status release(MBlock block);
   Result<std::vector<ChildRef>> write_leaves(const std::vector<Run>& runs,

@@ -4,10 +4,10 @@
 #include <rapidcheck/gtest.h>
 
 #include <algorithm>
-#include <map>
 #include <iostream>
-#include <sstream>
+#include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -52,7 +52,8 @@ struct Pool {
   Status write(Thin& th, uint64_t v, uint64_t len, bool extend) {
     uint64_t d = next_data;
     auto prev = th.model.find(v - 1);
-    if (extend && v > 0 && prev != th.model.end() && data.counts().max_count(prev->second.d + 1, len) == 0) {
+    if (extend && v > 0 && prev != th.model.end() &&
+        data.counts().max_count(prev->second.d + 1, len) == 0) {
       d = prev->second.d + 1;
       next_data = std::max(next_data, d + len + 3);
     } else {
@@ -61,8 +62,10 @@ struct Pool {
     TP_RETURN_IF_ERROR(data.allocate_range(DBlock(d), len));
     uint64_t before = 0;
     for (uint64_t i = 0; i < len; ++i) before += th.model.count(v + i);
-    TP_ASSIGN_OR_RETURN(uint64_t mapped, th.tree->insert(thinp::Run{VBlock(v), len, DBlock(d), SnapTime(time)}));
-    if (mapped != before) return Status(Errc::corruption, "insert reported wrong overwritten count");
+    TP_ASSIGN_OR_RETURN(uint64_t mapped,
+                        th.tree->insert(thinp::Run{VBlock(v), len, DBlock(d), SnapTime(time)}));
+    if (mapped != before)
+      return Status(Errc::corruption, "insert reported wrong overwritten count");
     for (uint64_t i = 0; i < len; ++i) th.model[v + i] = Mapping{d + i, time};
     return ok_status();
   }
@@ -78,8 +81,9 @@ struct Pool {
   Status snapshot(size_t i) {
     TP_ASSIGN_OR_RETURN(MBlock root, thins[i].tree->clone());
     thins[i].snapshot_time = time;
-    thins.push_back(Thin{std::make_unique<MappingTree>(MappingTree::open(store, data, root, options)),
-                         thins[i].model, time});
+    thins.push_back(
+        Thin{std::make_unique<MappingTree>(MappingTree::open(store, data, root, options)),
+             thins[i].model, time});
     ++time;
     return ok_status();
   }
@@ -117,7 +121,8 @@ struct Pool {
         if (e.vbegin.value() != pos || e.length == 0) return Status(Errc::corruption, "lookup gap");
         for (uint64_t i = 0; i < e.length; ++i) {
           auto it = th.model.find(pos + i);
-          if (e.mapped != (it != th.model.end())) return Status(Errc::corruption, "lookup mapped flag");
+          if (e.mapped != (it != th.model.end()))
+            return Status(Errc::corruption, "lookup mapped flag");
           if (e.mapped && it->second != Mapping{e.dbegin.value() + i, e.time.value()}) {
             return Status(Errc::corruption, "lookup mapping");
           }
@@ -132,8 +137,9 @@ struct Pool {
 
   // A one-block lookup's `shared` equals "another thin maps the same data".
   Status check_sharing(Thin& th, uint64_t v) {
-    TP_ASSIGN_OR_RETURN(std::vector<Extent> ex,
-                        th.tree->lookup(VBlock(v), 1, SharingQuery{true, SnapTime(th.snapshot_time)}));
+    TP_ASSIGN_OR_RETURN(
+        std::vector<Extent> ex,
+        th.tree->lookup(VBlock(v), 1, SharingQuery{true, SnapTime(th.snapshot_time)}));
     if (ex.size() != 1) return Status(Errc::corruption, "one-block lookup");
     if (!ex[0].mapped) return ok_status();
     const bool shared = data_users()[ex[0].dbegin.value()] > 1;
@@ -147,7 +153,7 @@ struct Pool {
 };
 
 struct Op {
-  int kind;       // 0-3 write, 4-5 discard, 6 snapshot, 7 delete, 8 create, 9 sharing check
+  int kind;  // 0-3 write, 4-5 discard, 6 snapshot, 7 delete, 8 create, 9 sharing check
   size_t thin;
   uint64_t v;
   uint64_t len;
@@ -178,11 +184,20 @@ Status run_op(Pool& pool, const Op& op) {
   }
   Pool::Thin& th = pool.thins[op.thin % pool.thins.size()];
   switch (op.kind) {
-    case 0: case 1: case 2: case 3: return pool.write(th, op.v, op.len, op.extend);
-    case 4: case 5: return pool.discard(th, op.v, op.len);
-    case 6: return pool.thins.size() < 8 ? pool.snapshot(op.thin % pool.thins.size()) : ok_status();
-    case 7: return pool.destroy(op.thin % pool.thins.size());
-    default: return pool.check_sharing(th, op.v);
+    case 0:
+    case 1:
+    case 2:
+    case 3:
+      return pool.write(th, op.v, op.len, op.extend);
+    case 4:
+    case 5:
+      return pool.discard(th, op.v, op.len);
+    case 6:
+      return pool.thins.size() < 8 ? pool.snapshot(op.thin % pool.thins.size()) : ok_status();
+    case 7:
+      return pool.destroy(op.thin % pool.thins.size());
+    default:
+      return pool.check_sharing(th, op.v);
   }
 }
 
@@ -218,7 +233,8 @@ TEST(MappingTree, DeepTreeMatchesModel) {
   for (int i = 0; i < 3000; ++i) {
     Pool::Thin& th = pool.thins[0];
     const uint64_t v = rng.uniform(4000), len = 1 + rng.uniform(6);
-    const Status s = rng.chance(0.8) ? pool.write(th, v, len, rng.chance(0.3)) : pool.discard(th, v, len);
+    const Status s =
+        rng.chance(0.8) ? pool.write(th, v, len, rng.chance(0.3)) : pool.discard(th, v, len);
     ASSERT_TRUE(s.ok()) << s.to_string();
     if (i == 1500) {
       ASSERT_TRUE(pool.snapshot(0).ok());
@@ -293,15 +309,48 @@ TEST(MappingTree, DiscardsShrinkTheTree) {
   }
 }
 
+// A store error at any point of a write, snapshot or delete comes back as
+// that error; nothing asserts on the way out.
+TEST(MappingTree, StoreErrorsAreReturnedAtEveryStep) {
+  for (uint64_t fail_at = 0;; ++fail_at) {
+    Pool pool(64);
+    ASSERT_TRUE(pool.create().ok());
+    for (uint64_t v = 0; v < 300; v += 3) ASSERT_TRUE(pool.write(pool.thins[0], v, 2, false).ok());
+    ASSERT_TRUE(pool.snapshot(0).ok());
+    pool.store.fail_after(fail_at);
+    Status s = pool.write(pool.thins[0], 100, 50, false);
+    if (s.ok()) s = pool.discard(pool.thins[1], 20, 200);
+    if (s.ok()) s = pool.destroy(0);
+    if (s.ok()) {
+      EXPECT_GT(fail_at, 10u);  // the sequence needs many store calls
+      return;
+    }
+    EXPECT_EQ(s.code(), Errc::io_error) << s.to_string();
+    EXPECT_NE(s.message().find("injected"), std::string::npos);
+  }
+}
+
 TEST(MappingTree, NeighbouringRunsMerge) {
   Pool pool(kPageBodyBytes);
   ASSERT_TRUE(pool.create().ok());
   for (uint64_t v = 0; v < 1000; ++v) ASSERT_TRUE(pool.write(pool.thins[0], v, 1, true).ok());
   int runs = 0;
-  ASSERT_TRUE(pool.thins[0].tree->for_each([&](const thinp::Run&) { ++runs; return ok_status(); }).ok());
+  ASSERT_TRUE(pool.thins[0]
+                  .tree
+                  ->for_each([&](const thinp::Run&) {
+                    ++runs;
+                    return ok_status();
+                  })
+                  .ok());
   EXPECT_EQ(runs, 1);
   ASSERT_TRUE(pool.discard(pool.thins[0], 500, 1).ok());  // splits the run
-  ASSERT_TRUE(pool.thins[0].tree->for_each([&](const thinp::Run&) { ++runs; return ok_status(); }).ok());
+  ASSERT_TRUE(pool.thins[0]
+                  .tree
+                  ->for_each([&](const thinp::Run&) {
+                    ++runs;
+                    return ok_status();
+                  })
+                  .ok());
   EXPECT_EQ(runs, 3);
   ASSERT_TRUE(pool.check().ok());
 }
@@ -328,16 +377,19 @@ TEST(MappingTree, CensusFindsWrongCountsAndLeaks) {
   ASSERT_TRUE(pool.store.dec_ref(pool.thins[0].tree->root()).ok());
   ASSERT_TRUE(pool.data.allocate_range(DBlock(90000), 3).ok());  // leaked data
   s = pool.check();
-  EXPECT_NE(s.message().find("d:90000..d:90002 expected 0 found 1"), std::string::npos) << s.to_string();
+  EXPECT_NE(s.message().find("d:90000..d:90002 expected 0 found 1"), std::string::npos)
+      << s.to_string();
 }
 
 TEST(MappingTree, BadArgumentsAreErrors) {
   Pool pool(kPageBodyBytes);
   ASSERT_TRUE(pool.create().ok());
   MappingTree& t = *pool.thins[0].tree;
-  EXPECT_EQ(t.insert(thinp::Run{VBlock(1), 0, DBlock(1), SnapTime(0)}).status().code(), Errc::invalid_argument);
-  EXPECT_EQ(t.insert(thinp::Run{VBlock(kVirtualEnd - 1), 2, DBlock(1), SnapTime(0)}).status().code(),
+  EXPECT_EQ(t.insert(thinp::Run{VBlock(1), 0, DBlock(1), SnapTime(0)}).status().code(),
             Errc::invalid_argument);
+  EXPECT_EQ(
+      t.insert(thinp::Run{VBlock(kVirtualEnd - 1), 2, DBlock(1), SnapTime(0)}).status().code(),
+      Errc::invalid_argument);
   EXPECT_EQ(t.remove(VBlock(5), kVirtualEnd).status().code(), Errc::invalid_argument);
   EXPECT_EQ(*t.remove(VBlock(5), 10), 0u);
 }

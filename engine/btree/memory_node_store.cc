@@ -17,9 +17,18 @@ Status MemoryNodeStore::check_allocated(MBlock block, const char* op) const {
   return ok_status();
 }
 
+Status MemoryNodeStore::injected_failure(const char* op) {
+  if (fail_after_ == UINT64_MAX) return ok_status();
+  if (fail_after_ == 0) return Status(Errc::io_error, std::string("injected failure of ") + op);
+  --fail_after_;
+  return ok_status();
+}
+
 Result<MBlock> MemoryNodeStore::allocate(MBlock hint) {
+  TP_RETURN_IF_ERROR(injected_failure("allocate"));
   if (counts_.size() >= blocks_max_) {
-    return Status(Errc::no_space, "metadata device full (" + std::to_string(blocks_max_) + " blocks)");
+    return Status(Errc::no_space,
+                  "metadata device full (" + std::to_string(blocks_max_) + " blocks)");
   }
   uint64_t b;
   auto it = free_.lower_bound(hint.value());
@@ -49,6 +58,7 @@ Result<PageRef> MemoryNodeStore::read(MBlock block, BlockType expected) {
 
 Status MemoryNodeStore::write(MBlock block, BlockType type, std::span<const std::byte> body) {
   TP_ASSERT_EQ(body.size(), kPageBodyBytes);
+  TP_RETURN_IF_ERROR(injected_failure("write"));
   TP_RETURN_IF_ERROR(check_allocated(block, "write"));
   auto page = std::make_shared<Page>();
   std::memcpy(page->data() + kBlockHeaderBytes, body.data(), body.size());
@@ -82,6 +92,7 @@ Result<uint32_t> MemoryNodeStore::ref_count(MBlock block) {
 }
 
 Status MemoryNodeStore::inc_ref(MBlock block) {
+  TP_RETURN_IF_ERROR(injected_failure("inc_ref"));
   TP_RETURN_IF_ERROR(check_allocated(block, "inc_ref"));
   uint32_t& c = counts_[block];
   if (c == UINT32_MAX) return Status(Errc::corruption, "refcount overflow on " + block_name(block));
@@ -92,6 +103,7 @@ Status MemoryNodeStore::inc_ref(MBlock block) {
 }
 
 Result<bool> MemoryNodeStore::dec_ref(MBlock block) {
+  TP_RETURN_IF_ERROR(injected_failure("dec_ref"));
   TP_RETURN_IF_ERROR(check_allocated(block, "dec_ref"));
   ++cost_.meta_ref_deltas;
   if (log_) log_->push_back(journal::MetaRefDelta{block, -1});
@@ -135,8 +147,8 @@ Result<uint32_t> MemoryDataRefs::max_ref_count(DBlock begin, uint64_t length) {
 Status MemoryDataRefs::allocate_range(DBlock begin, uint64_t length) {
   TP_ASSERT_GT(length, 0u);
   if (counts_.max_count(begin.value(), length) != 0) {
-    return Status(Errc::invalid_argument, "data range d:" + std::to_string(begin.value()) +
-                                              " is already in use");
+    return Status(Errc::invalid_argument,
+                  "data range d:" + std::to_string(begin.value()) + " is already in use");
   }
   return counts_.add(begin.value(), length, +1);
 }

@@ -55,17 +55,24 @@ class MemoryNodeStore final : public NodeStore {
   // Test hook: flips one byte of a stored page (to test corruption paths).
   void corrupt_byte(MBlock block, size_t offset);
 
+  // Test hook: after `calls` more successful mutating calls (allocate,
+  // write, inc_ref, dec_ref), every mutating call fails with io_error and
+  // changes nothing. UINT64_MAX: never.
+  void fail_after(uint64_t calls) { fail_after_ = calls; }
+
  private:
   Status check_allocated(MBlock block, const char* op) const;
 
   uint64_t blocks_max_;
   uint64_t next_never_used_ = 0;
-  std::set<uint64_t> free_;              // freed blocks below next_never_used_
-  std::map<MBlock, uint32_t> counts_;    // allocated blocks
-  std::map<MBlock, PageRef> pages_;      // written blocks
+  std::set<uint64_t> free_;            // freed blocks below next_never_used_
+  std::map<MBlock, uint32_t> counts_;  // allocated blocks
+  std::map<MBlock, PageRef> pages_;    // written blocks
   uint64_t lsn_ = 0;
   JournalCost cost_;
   std::vector<journal::Record>* log_ = nullptr;
+  uint64_t fail_after_ = UINT64_MAX;
+  Status injected_failure(const char* op);
 };
 
 class MemoryDataRefs final : public DataRefs {

@@ -38,8 +38,9 @@ Status RangeCounts::add(uint64_t begin, uint64_t length, int64_t delta) {
   for (auto it = first; it != map_.end() && it->first < end; ++it) {
     const int64_t c = int64_t(it->second.count) + delta;
     if (c < 0 || c > int64_t(std::numeric_limits<uint32_t>::max())) {
-      return Status(Errc::corruption, "refcount of d:" + std::to_string(std::max(begin, it->first)) +
-                                          " would become " + std::to_string(c));
+      return Status(Errc::corruption,
+                    "refcount of d:" + std::to_string(std::max(begin, it->first)) +
+                        " would become " + std::to_string(c));
     }
     covered += std::min(end, it->second.end) - std::max(begin, it->first);
   }

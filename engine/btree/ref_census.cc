@@ -116,8 +116,7 @@ Status check_census(const RefCensus& found, const std::map<MBlock, uint32_t>& me
     }
   }
   if (!(found.data == data_counts)) {
-    diff += "data refcounts differ:\n" +
-            RangeCounts::describe_differences(found.data, data_counts);
+    diff += "data refcounts differ:\n" + RangeCounts::describe_differences(found.data, data_counts);
   }
   if (diff.empty()) return ok_status();
   return Status(Errc::corruption, "reference counts do not match the trees:\n" + diff);

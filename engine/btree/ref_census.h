@@ -33,7 +33,7 @@ struct RefCensus {
   uint64_t mapping_nodes = 0;       // distinct mapping nodes walked
   uint64_t mapping_leaves = 0;
   uint64_t device_nodes = 0;
-  uint64_t mapped_runs = 0;         // runs in distinct leaves
+  uint64_t mapped_runs = 0;  // runs in distinct leaves
 
   // Walked mapping nodes: the virtual range [first, end) their runs span
   // (first > end for an empty subtree), for re-checking a shared node's
