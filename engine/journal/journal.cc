@@ -49,7 +49,7 @@ Journal::Journal(Runtime& rt, BlockDevice& device, RingGeometry ring, cache::Blo
       written_next_lsn_(resume.next_lsn),
       durable_lsn_(resume.next_lsn - 1),
       next_txn_(resume.next_txn) {
-  TP_ASSERT_GE(ring_.length_blocks, 4u);
+  TP_ASSERT_GE(ring_.length_blocks, 8u);
   TP_ASSERT_LE((ring_.start + ring_.length_blocks).value() * kMetadataBlockBytes,
                device.size_bytes());
   TP_ASSERT_LE(tail_.seq, head_seq_);
@@ -57,7 +57,7 @@ Journal::Journal(Runtime& rt, BlockDevice& device, RingGeometry ring, cache::Blo
   TP_ASSERT_GT(resume.next_lsn, Lsn(0));
   if (session_ == resume.last_session) ++session_;
   if (options_.max_transaction_blocks == 0) {
-    options_.max_transaction_blocks = ring_.length_blocks / 4;
+    options_.max_transaction_blocks = ring_.length_blocks / 2;
   }
   // What recovery found between the tail and the head is one extent: it can
   // only be released as a whole, by the first checkpoint.
@@ -81,13 +81,14 @@ Result<Lsn> Journal::commit(Transaction& txn) {
   TP_ASSERT_NE(rt_.current_task(), kNoTask);
   if (!failed_.ok()) return failed_;
   const uint64_t records = txn.records_.size() + 1;  // and the Commit record
+  // The first write of each page may be widened to a full page image.
   uint64_t bound_bytes = encoded_record_bytes(Commit{});
   std::set<MBlock> pages;
   for (const Record& r : txn.records_) {
-    bound_bytes += encoded_record_bytes(r);
-    if (const auto* w = std::get_if<PageWrite>(&r)) pages.insert(w->block);
+    const auto* w = std::get_if<PageWrite>(&r);
+    const bool first_of_page = w != nullptr && pages.insert(w->block).second;
+    bound_bytes += first_of_page ? kMaxEncodedRecordBytes : encoded_record_bytes(r);
   }
-  bound_bytes += pages.size() * kMaxEncodedRecordBytes;  // full page images
   const uint64_t need = JournalBlockPacker::blocks_needed_bound(bound_bytes, records);
   if (need > options_.max_transaction_blocks) {
     txn = Transaction();

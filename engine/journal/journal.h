@@ -83,7 +83,8 @@ struct JournalOptions {
   // FLUSH. Exists so that crash tests can show their checker catches lost
   // acknowledged commits. Never set it outside tests.
   bool unsafe_skip_durability = false;
-  // The largest transaction, in blocks; 0 means a quarter of the ring.
+  // The largest transaction, in blocks (of the bound commit() reserves: a
+  // transaction writing one page needs 3); 0 means half the ring.
   uint64_t max_transaction_blocks = 0;
 };
 

@@ -139,7 +139,7 @@ TEST(Journal, GroupCommitUnderSustainedConcurrentLoad) {
 
 TEST(Journal, RingWrapsThroughCheckpointsAndRecoversAfterWrapping) {
   WorldConfig cfg;
-  cfg.ring_blocks = 16;
+  cfg.ring_blocks = 8;  // the smallest ring the layout makes
   World w(cfg);
   w.open_fresh();
   constexpr int kTxns = 200;
@@ -150,7 +150,7 @@ TEST(Journal, RingWrapsThroughCheckpointsAndRecoversAfterWrapping) {
       ASSERT_TRUE(w.journal->commit(txn).ok());
     }
   });
-  // About 2 blocks per transaction through a 16-block ring: many laps.
+  // About 2 blocks per transaction through an 8-block ring: many laps.
   EXPECT_GT(w.journal->stats().blocks_written, 20 * cfg.ring_blocks);
   EXPECT_GT(w.checkpointer->stats().tail_moves, 10u);
   EXPECT_GT(w.journal->stats().space_waits, 0u);
@@ -284,12 +284,12 @@ TEST(Journal, WriteErrorFailsTheJournalAndNothingIsAcknowledged) {
 
 TEST(Journal, OversizedTransactionIsRejected) {
   WorldConfig cfg;
-  cfg.ring_blocks = 16;  // transactions up to 4 blocks
+  cfg.ring_blocks = 16;  // transactions up to 8 blocks
   World w(cfg);
   w.open_fresh();
   w.run_task([&] {
     Transaction txn;
-    for (int p = 0; p < 8; ++p) ASSERT_TRUE(w.write_test_page(txn, p, p, 1, true).ok());
+    for (int p = 0; p < 9; ++p) ASSERT_TRUE(w.write_test_page(txn, p, p, 1, true).ok());
     EXPECT_EQ(w.journal->commit(txn).status().code(), Errc::invalid_argument);
     Transaction small;
     ASSERT_TRUE(w.write_test_page(small, 0, 0, 1, true).ok());
