@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "tools/bench_metadata.h"
 #include "tools/bench_raw.h"
 
 namespace thinp::tools {
@@ -25,6 +26,16 @@ int run_bench(const BenchArgs& args) {
     return report.status().code() == Errc::invalid_argument ? 2 : 1;
   }
   std::cout << format_raw_bench(*report, args.json) << "\n";
+  return 0;
+}
+
+int run_metadata_bench_command(const MetadataBenchArgs& args) {
+  auto report = run_metadata_bench(args.mappings, args.pattern);
+  if (!report.ok()) {
+    std::cerr << "thinp: error: " << report.status().message() << "\n";
+    return report.status().code() == Errc::invalid_argument ? 2 : 1;
+  }
+  std::cout << format_metadata_bench(*report, args.json) << "\n";
   return 0;
 }
 

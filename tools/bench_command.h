@@ -16,8 +16,15 @@ struct BenchArgs {
   bool json = false;
 };
 
+struct MetadataBenchArgs {
+  uint64_t mappings = 0;
+  std::string pattern;
+  bool json = false;
+};
+
 // Returns the exit code: 0 on success, 1 if the run failed (device error),
 // 2 for bad arguments.
 int run_bench(const BenchArgs& args);
+int run_metadata_bench_command(const MetadataBenchArgs& args);
 
 }  // namespace thinp::tools

@@ -47,6 +47,11 @@ expect_one_line_error sim sweep --scenario disk --seeds 9..1
 expect_one_line_error sim sweep --scenario disk --seeds x
 expect_one_line_error bench --device /nonexistent --raw --workload randread --bs 4q
 
+# Benchmarks: argument errors, and the metadata benchmark's JSON.
+expect_one_line_error bench --workload randread
+expect_one_line_error bench metadata --mappings 10 --pattern sideways
+expect 0 '"bytes_per_mapping":0\.0' -- bench metadata --mappings 100000 --pattern sequential --json
+
 # The disk scenario: deterministic digests, different seeds differ, a sweep
 # closes with the counts line.
 if "$thinp" sim run --scenario disk --seed 1 >/dev/null 2>&1; then
