@@ -263,13 +263,14 @@ void BlockCache::prefetch(std::span<const PrefetchPage> pages) {
   changed_.notify_all();
 }
 
-void BlockCache::apply_write(const PageRef& page, uint16_t offset,
-                             std::span<const std::byte> bytes, Lsn lsn, bool init) {
+void BlockCache::apply_write(const PageRef& page, uint16_t offset, std::span<const std::byte> bytes,
+                             Lsn lsn, bool init) {
   TP_ASSERT(page);
   Frame* f = page.frame_;
   TP_ASSERT_LE(size_t(offset) + bytes.size(), kMetadataBlockBytes - kBlockHeaderBytes);
   TP_ASSERT_GT(lsn, f->page_lsn);
-  if (init) std::memset(f->buf.data() + kBlockHeaderBytes, 0, kMetadataBlockBytes - kBlockHeaderBytes);
+  if (init)
+    std::memset(f->buf.data() + kBlockHeaderBytes, 0, kMetadataBlockBytes - kBlockHeaderBytes);
   std::memcpy(f->buf.data() + kBlockHeaderBytes + offset, bytes.data(), bytes.size());
   mark_dirty(page, lsn);
 }
@@ -356,8 +357,9 @@ Status BlockCache::write_back_frames(std::vector<Frame*> frames) {
       f->writing = false;
       ++stats_.write_backs;
       if (!j->status.ok()) {
-        if (first_error.ok()) first_error = j->status.with_context(
-            "writing back metadata block " + std::to_string(f->block.value()));
+        if (first_error.ok())
+          first_error = j->status.with_context("writing back metadata block " +
+                                               std::to_string(f->block.value()));
         continue;
       }
       auto [it, inserted] = unflushed_.emplace(f->block, j->rec_lsn);

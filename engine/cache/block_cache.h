@@ -157,8 +157,8 @@ class BlockCache {
   // Copies `bytes` to payload offset `offset` of the pinned page (after
   // zeroing the whole payload if `init`) and marks it dirty at `lsn`. Never
   // suspends. `lsn` must exceed the page LSN.
-  void apply_write(const PageRef& page, uint16_t offset, std::span<const std::byte> bytes,
-                   Lsn lsn, bool init = false);
+  void apply_write(const PageRef& page, uint16_t offset, std::span<const std::byte> bytes, Lsn lsn,
+                   bool init = false);
 
   // The current WAL gate (recovery swaps in its own for the replay).
   WalGate* wal_gate() const { return gate_; }
@@ -209,8 +209,8 @@ class BlockCache {
   CondVar changed_;  // a load or write finished, or a page was unpinned
   std::vector<std::unique_ptr<Frame>> frames_;
   std::vector<Frame*> free_;
-  std::map<MBlock, Frame*> index_;           // ordered: write-back in block order
-  std::map<MBlock, Lsn> unflushed_;          // written back, not yet flushed
+  std::map<MBlock, Frame*> index_;   // ordered: write-back in block order
+  std::map<MBlock, Lsn> unflushed_;  // written back, not yet flushed
   uint64_t clock_ = 0;
   BlockCacheStats stats_;
 };
@@ -220,8 +220,8 @@ struct Frame {
   MBlock block;
   BlockType type = BlockType::test_page;
   AlignedBuffer buf{kMetadataBlockBytes};
-  Lsn page_lsn;          // latest record applied (or the on-disk header LSN)
-  Lsn rec_lsn;           // earliest record applied since the last write-back
+  Lsn page_lsn;  // latest record applied (or the on-disk header LSN)
+  Lsn rec_lsn;   // earliest record applied since the last write-back
   bool resident = false;
   bool dirty = false;
   bool loading = false;  // a read is in flight; nobody may use the page yet

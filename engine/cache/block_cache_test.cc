@@ -36,8 +36,10 @@ constexpr uint64_t kBlocks = 64;
 struct CacheWorld {
   explicit CacheWorld(size_t capacity)
       : sched(3),
-        disk(sched, [this](Nanos d, std::function<void()> f) { sched.schedule_after(d, std::move(f)); },
-             kBlocks * kMetadataBlockBytes, 99),
+        disk(
+            sched,
+            [this](Nanos d, std::function<void()> f) { sched.schedule_after(d, std::move(f)); },
+            kBlocks * kMetadataBlockBytes, 99),
         cache(sched, disk, BlockCacheOptions{capacity, 8}),
         gate(sched) {
     cache.set_wal_gate(&gate);
@@ -62,7 +64,9 @@ struct CacheWorld {
   ManualGate gate;
 };
 
-std::vector<std::byte> bytes_of(uint8_t v, size_t n = 100) { return std::vector<std::byte>(n, std::byte(v)); }
+std::vector<std::byte> bytes_of(uint8_t v, size_t n = 100) {
+  return std::vector<std::byte>(n, std::byte(v));
+}
 
 TEST(BlockCache, MissReadsAndVerifiesAndCorruptionIsNeverTrusted) {
   CacheWorld w(8);
@@ -153,7 +157,7 @@ TEST(BlockCache, EvictsTheLeastRecentlyUsedCleanUnpinnedPage) {
     EXPECT_EQ(w.cache.stats().evictions, 1u);
     const uint64_t reads = w.cache.stats().reads;
     { PageRef two = w.cache.pin(MBlock(2), BlockType::test_page).value(); }
-    EXPECT_EQ(w.cache.stats().reads, reads);  // still resident
+    EXPECT_EQ(w.cache.stats().reads, reads);                           // still resident
     w.cache.pin_new(MBlock(5), BlockType::test_page).value().reset();  // evicts 2 (3 is gone)
     Result<PageRef> three = w.cache.pin(MBlock(3), BlockType::test_page);
     ASSERT_TRUE(three.ok()) << three.status().to_string();
@@ -189,9 +193,7 @@ TEST(BlockCache, ConcurrentMissesShareOneReadAndAllPinnedWaits) {
     // Capacity 1 and the page pinned: a second page waits for the unpin.
     PageRef held = shared.pin(MBlock(1), BlockType::test_page).value();
     bool got = false;
-    w.sched.spawn("second", [&] {
-      got = shared.pin_new(MBlock(2), BlockType::test_page).ok();
-    });
+    w.sched.spawn("second", [&] { got = shared.pin_new(MBlock(2), BlockType::test_page).ok(); });
     w.sched.sleep(std::chrono::microseconds(100));
     EXPECT_FALSE(got);
     held.reset();
@@ -213,7 +215,7 @@ TEST(BlockCache, PrefetchReadsInParallelAndRebuildsOnlyInitPages) {
     fresh.set_wal_gate(&w.gate);
     std::vector<BlockCache::PrefetchPage> pages;
     for (uint64_t b = 1; b <= 4; ++b) pages.push_back({MBlock(b), BlockType::test_page, false});
-    pages.push_back({MBlock(9), BlockType::test_page, true});   // never written: init -> zeros
+    pages.push_back({MBlock(9), BlockType::test_page, true});    // never written: init -> zeros
     pages.push_back({MBlock(10), BlockType::test_page, false});  // never written: not cached
     const Nanos t0 = w.sched.now();
     fresh.prefetch(pages);

@@ -121,7 +121,8 @@ class CrashTestDisk final : public BlockDevice {
       }
     };
     for (const Completed& c : log_) land(c.offset, c.data.data(), c.data.size(), c.fua);
-    for (const auto& [id, req] : in_flight_) land(req->offset_bytes, req->data, req->length_bytes, false);
+    for (const auto& [id, req] : in_flight_)
+      land(req->offset_bytes, req->data, req->length_bytes, false);
     return image;
   }
 
@@ -134,7 +135,8 @@ class CrashTestDisk final : public BlockDevice {
       if (!c.fua) continue;
       const uint64_t lo = std::max(offset, c.offset);
       const uint64_t hi = std::min(offset + length, c.offset + c.data.size());
-      if (lo < hi) std::memcpy(out.data() + (lo - offset), c.data.data() + (lo - c.offset), hi - lo);
+      if (lo < hi)
+        std::memcpy(out.data() + (lo - offset), c.data.data() + (lo - c.offset), hi - lo);
     }
     return out;
   }
@@ -156,9 +158,7 @@ class CrashTestDisk final : public BlockDevice {
     bool fua;
   };
 
-  Nanos latency() {
-    return Nanos(random_.range(min_latency.count(), max_latency.count()));
-  }
+  Nanos latency() { return Nanos(random_.range(min_latency.count(), max_latency.count())); }
 
   void complete_write(IoRequest* req, uint64_t id) {
     in_flight_.erase(id);

@@ -92,10 +92,10 @@ Result<Lsn> Journal::commit(Transaction& txn) {
   const uint64_t need = JournalBlockPacker::blocks_needed_bound(bound_bytes, records);
   if (need > options_.max_transaction_blocks) {
     txn = Transaction();
-    return Status(Errc::invalid_argument,
-                  "journal: transaction of " + std::to_string(records) + " records needs " +
-                      std::to_string(need) + " blocks; the limit is " +
-                      std::to_string(options_.max_transaction_blocks));
+    return Status(Errc::invalid_argument, "journal: transaction of " + std::to_string(records) +
+                                              " records needs " + std::to_string(need) +
+                                              " blocks; the limit is " +
+                                              std::to_string(options_.max_transaction_blocks));
   }
   Status reserved = reserve_space(need);
   if (!reserved.ok()) {

@@ -25,6 +25,13 @@
 // chains to it (seq, LSN continuity, prev_crc), so a Commit record counts
 // only if every block before it in the log verified.
 //
+// Sessions. Each Journal draws a random session id that its blocks carry.
+// After a crash, blocks of the crashed session may survive past the end
+// recovery found; the new session writes over them starting at that end, its
+// first block chained to the last accepted one, so a surviving stale block
+// never chains to new ones, and recovery drops a transaction left open when
+// the session changes.
+//
 // Torn pages. The first record that makes a clean page dirty is logged as a
 // full-page image, whatever the caller changed, so that a page write-back
 // torn by a crash can always be rebuilt by recovery (details in journal.cc).
@@ -69,10 +76,10 @@ struct JournalPosition {
 
 // Where an opened journal continues: a fresh one, or what recover() found.
 struct JournalResume {
-  JournalPosition tail;     // oldest block still needed (from the superblock)
-  uint64_t head_seq = 0;    // next block to write
-  Lsn next_lsn{1};          // next LSN to hand out
-  uint32_t prev_crc = 0;    // checksum of the block before head_seq
+  JournalPosition tail;   // oldest block still needed (from the superblock)
+  uint64_t head_seq = 0;  // next block to write
+  Lsn next_lsn{1};        // next LSN to hand out
+  uint32_t prev_crc = 0;  // checksum of the block before head_seq
   uint64_t last_session = 0;
   uint64_t next_txn = 1;
 };
@@ -95,8 +102,8 @@ struct JournalStats {
   uint64_t journal_flushes = 0;  // FLUSHes issued by the journal
   uint64_t blocks_written = 0;
   uint64_t records = 0;
-  uint64_t space_waits = 0;      // commits that found the ring full
-  uint64_t reclaims = 0;         // reclaimer runs
+  uint64_t space_waits = 0;  // commits that found the ring full
+  uint64_t reclaims = 0;     // reclaimer runs
   uint64_t largest_batch_commits = 0;
   uint64_t full_page_images = 0;  // PageWrites widened to the whole page (see commit())
 };
@@ -210,11 +217,11 @@ class Journal final : public cache::WalGate {
   CondVar changed_;  // a batch finished, space was freed, or a reclaim ended
 
   JournalPosition tail_;
-  uint64_t head_seq_;          // next block a batch will use
+  uint64_t head_seq_;  // next block a batch will use
   uint64_t reserved_blocks_ = 0;
   uint32_t prev_crc_;
   Lsn next_lsn_;
-  Lsn written_next_lsn_;       // first LSN not yet in any batch
+  Lsn written_next_lsn_;  // first LSN not yet in any batch
   Lsn durable_lsn_;
   uint64_t next_txn_;
   std::deque<Staged> staged_;

@@ -19,7 +19,8 @@ std::set<Lsn> durable_commit_lsns(World& w) {
   const auto ring = w.disk.durable_bytes(kRingStart * kMetadataBlockBytes,
                                          w.ring().length_blocks * kMetadataBlockBytes);
   std::vector<std::pair<Lsn, Record>> records;
-  (void)decode_journal_image(ring, MBlock(kRingStart), &records);  // stops at the first unwritten block
+  (void)decode_journal_image(ring, MBlock(kRingStart),
+                             &records);  // stops at the first unwritten block
   std::set<Lsn> out;
   for (const auto& [lsn, r] : records) {
     if (std::holds_alternative<Commit>(r)) out.insert(lsn);
@@ -114,15 +115,16 @@ void run_concurrent_committers(bool use_fua, int committers, int pages_each, int
   EXPECT_EQ(w.disk.count(IoOp::flush), use_fua ? 0 : s.batches);
   // No page was written back: write-back is lazy (checkpoint).
   EXPECT_EQ(w.disk.count(IoOp::write, kPageBase * kMetadataBlockBytes), 0u);
-  std::printf("[measure] %d committers x %d txns x %d pages (%s): %llu commits in %llu batches, "
-              "%llu journal writes, %llu flushes, %.3f metadata IOs per commit, %.2f blocks "
-              "per commit, largest batch %llu commits, virtual time %.1f us\n",
-              committers, txns_each, pages_each, use_fua ? "FUA" : "write+FLUSH",
-              (unsigned long long)commits, (unsigned long long)s.batches,
-              (unsigned long long)s.journal_writes, (unsigned long long)w.disk.count(IoOp::flush),
-              double(s.journal_writes + w.disk.count(IoOp::flush)) / double(commits),
-              double(s.blocks_written) / double(commits), (unsigned long long)s.largest_batch_commits,
-              w.sched.now().count() / 1000.0);
+  std::printf(
+      "[measure] %d committers x %d txns x %d pages (%s): %llu commits in %llu batches, "
+      "%llu journal writes, %llu flushes, %.3f metadata IOs per commit, %.2f blocks "
+      "per commit, largest batch %llu commits, virtual time %.1f us\n",
+      committers, txns_each, pages_each, use_fua ? "FUA" : "write+FLUSH",
+      (unsigned long long)commits, (unsigned long long)s.batches,
+      (unsigned long long)s.journal_writes, (unsigned long long)w.disk.count(IoOp::flush),
+      double(s.journal_writes + w.disk.count(IoOp::flush)) / double(commits),
+      double(s.blocks_written) / double(commits), (unsigned long long)s.largest_batch_commits,
+      w.sched.now().count() / 1000.0);
 }
 
 TEST(Journal, GroupCommitBatchesConcurrentCommittersWithFua) {

@@ -56,8 +56,10 @@ class World {
   explicit World(WorldConfig config, std::vector<std::byte> image = {})
       : config_(config),
         sched(config.seed),
-        disk(sched, [this](Nanos d, std::function<void()> f) { sched.schedule_after(d, std::move(f)); },
-             kDeviceBlocks * kMetadataBlockBytes, config.seed * 7919 + 1, std::move(image)),
+        disk(
+            sched,
+            [this](Nanos d, std::function<void()> f) { sched.schedule_after(d, std::move(f)); },
+            kDeviceBlocks * kMetadataBlockBytes, config.seed * 7919 + 1, std::move(image)),
         cache(sched, disk, cache::BlockCacheOptions{config.cache_pages, 32}) {}
 
   ~World() { sched.kill_all_tasks(); }
@@ -115,8 +117,8 @@ class World {
 
   // Adds a write of page kPageBase + index holding (tag, value) to `txn`.
   // Task only. `fresh` pins a new page (first write).
-  Status write_test_page(Transaction& txn, uint64_t index, uint64_t tag, uint64_t value,
-                         bool fresh, size_t bytes = 4064) {
+  Status write_test_page(Transaction& txn, uint64_t index, uint64_t tag, uint64_t value, bool fresh,
+                         size_t bytes = 4064) {
     const MBlock block(kPageBase + index);
     Result<cache::PageRef> page =
         fresh ? cache.pin_new(block, BlockType::test_page) : cache.pin(block, BlockType::test_page);
@@ -152,8 +154,8 @@ class World {
  private:
   void start_journal(const JournalResume& resume) {
     journal = std::make_unique<Journal>(sched, disk, ring(), cache, config_.journal, resume);
-    checkpointer = std::make_unique<Checkpointer>(
-        sched, *journal, cache, [this](const JournalPosition& tail) {
+    checkpointer =
+        std::make_unique<Checkpointer>(sched, *journal, cache, [this](const JournalPosition& tail) {
           superblock_tail = tail;
           return ok_status();
         });

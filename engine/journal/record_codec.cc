@@ -197,7 +197,8 @@ Result<Record> decode_record(std::span<const std::byte> b) {
     }
     case RecordKind::data_range_ref_delta: {
       TP_RETURN_IF_ERROR(expect_size(kDataRangeRefDeltaBytes));
-      DataRangeRefDelta r{DBlock(get_u64(b, 1)), get_u64(b, 9), static_cast<int32_t>(get_u32(b, 17))};
+      DataRangeRefDelta r{DBlock(get_u64(b, 1)), get_u64(b, 9),
+                          static_cast<int32_t>(get_u32(b, 17))};
       if (r.length == 0 || r.begin.value() + r.length < r.begin.value()) {
         return corrupt("data range ref delta has an empty or wrapping range");
       }

@@ -94,7 +94,7 @@ struct ParsedJournalBlock {
 
 // The ring geometry a journal block's location is derived from.
 struct RingGeometry {
-  MBlock start;             // first block of the ring on the metadata device
+  MBlock start;  // first block of the ring on the metadata device
   uint64_t length_blocks = 0;
 
   MBlock location_of(uint64_t seq) const { return start + seq % length_blocks; }
@@ -144,10 +144,10 @@ class JournalBlockPacker {
   uint64_t session_;
   uint32_t prev_crc_;
   Lsn next_lsn_;
-  uint64_t blocks_ = 0;        // blocks opened so far
+  uint64_t blocks_ = 0;  // blocks opened so far
   bool open_ = false;
-  size_t used_ = 0;            // payload bytes used in the open block
-  uint16_t fragments_ = 0;     // fragments in the open block
+  size_t used_ = 0;         // payload bytes used in the open block
+  uint16_t fragments_ = 0;  // fragments in the open block
   Lsn block_first_lsn_;
   Lsn block_last_lsn_;
   bool finished_ = false;

@@ -115,8 +115,8 @@ std::vector<std::pair<Lsn, Record>> pack_and_decode(const std::vector<Record>& r
   EXPECT_LE(blocks, bound);
   *blocks_out = blocks;
   std::vector<std::pair<Lsn, Record>> out;
-  Status s = decode_journal_image(buffer.span().first(blocks * kMetadataBlockBytes),
-                                  MBlock(110), &out);
+  Status s =
+      decode_journal_image(buffer.span().first(blocks * kMetadataBlockBytes), MBlock(110), &out);
   EXPECT_TRUE(s.ok()) << s.to_string();
   return out;
 }
@@ -124,8 +124,8 @@ std::vector<std::pair<Lsn, Record>> pack_and_decode(const std::vector<Record>& r
 TEST(RecordCodec, WholePageRecordsSpanBlocks) {
   std::vector<Record> records;
   for (int i = 0; i < 5; ++i) {
-    records.push_back(PageWrite{MBlock(uint64_t(i)), 0,
-                                std::vector<std::byte>(kPagePayloadBytes, std::byte(i))});
+    records.push_back(
+        PageWrite{MBlock(uint64_t(i)), 0, std::vector<std::byte>(kPagePayloadBytes, std::byte(i))});
     records.push_back(MetaRefDelta{MBlock(uint64_t(i)), 1});
   }
   records.push_back(Commit{1});

@@ -80,8 +80,8 @@ Status replay_transaction(Replay& r, const LsnRecords& txn) {
     if (const auto* w = std::get_if<PageWrite>(&record)) {
       TP_RETURN_IF_ERROR(replay_page_write(r, *w, lsn));
     } else {
-      TP_RETURN_IF_ERROR(
-          r.visitor.apply(record, lsn).with_context("replaying LSN " + std::to_string(lsn.value())));
+      TP_RETURN_IF_ERROR(r.visitor.apply(record, lsn)
+                             .with_context("replaying LSN " + std::to_string(lsn.value())));
     }
     ++r.stats.records_replayed;
   }
@@ -93,16 +93,19 @@ Status replay_transaction(Replay& r, const LsnRecords& txn) {
 class RingReader {
  public:
   RingReader(BlockDevice& device, RingGeometry ring, uint64_t chunk_blocks, uint64_t end_seq)
-      : device_(device), ring_(ring), chunk_(chunk_blocks * kMetadataBlockBytes),
-        chunk_blocks_(chunk_blocks), end_seq_(end_seq) {}
+      : device_(device),
+        ring_(ring),
+        chunk_(chunk_blocks * kMetadataBlockBytes),
+        chunk_blocks_(chunk_blocks),
+        end_seq_(end_seq) {}
 
   bool holds(uint64_t seq) const { return seq >= first_ && seq < first_ + count_; }
 
   // The bytes of block `seq`; blocks are asked for in increasing order.
   Result<std::span<const std::byte>> block(uint64_t seq, RecoveryStats& stats) {
     if (seq < first_ || seq >= first_ + count_) {
-      const uint64_t n = std::min({chunk_blocks_, ring_.length_blocks - seq % ring_.length_blocks,
-                                   end_seq_ - seq});
+      const uint64_t n = std::min(
+          {chunk_blocks_, ring_.length_blocks - seq % ring_.length_blocks, end_seq_ - seq});
       TP_ASSERT_GT(n, 0u);
       std::span<std::byte> dst = chunk_.span().subspan(0, n * kMetadataBlockBytes);
       ++stats.reads;
@@ -111,8 +114,8 @@ class RingReader {
       first_ = seq;
       count_ = n;
     }
-    return std::span<const std::byte>(chunk_.span().subspan((seq - first_) * kMetadataBlockBytes,
-                                                            kMetadataBlockBytes));
+    return std::span<const std::byte>(
+        chunk_.span().subspan((seq - first_) * kMetadataBlockBytes, kMetadataBlockBytes));
   }
 
  private:
@@ -171,8 +174,9 @@ Result<JournalPosition> locate_tail(BlockDevice& device, RingGeometry ring, MBlo
   AlignedBuffer chunk(kChunk * kMetadataBlockBytes);
   for (uint64_t first = 0; first < ring.length_blocks; first += kChunk) {
     const uint64_t n = std::min(kChunk, ring.length_blocks - first);
-    TP_RETURN_IF_ERROR(device.read((ring.start + first).value() * kMetadataBlockBytes,
-                                   chunk.span().first(n * kMetadataBlockBytes))
+    TP_RETURN_IF_ERROR(device
+                           .read((ring.start + first).value() * kMetadataBlockBytes,
+                                 chunk.span().first(n * kMetadataBlockBytes))
                            .with_context("scanning the journal"));
     for (uint64_t i = 0; i < n; ++i) {
       auto b = chunk.span().subspan(i * kMetadataBlockBytes, kMetadataBlockBytes);
@@ -303,8 +307,9 @@ Result<RecoveryResult> recover(BlockDevice& device, RingGeometry ring, cache::Bl
   }
   if (!txn.empty() || scanner.assembler().has_partial()) ++stats.transactions_dropped;
 
-  result.resume = JournalResume{tail, seq, scanner.assembler().next_lsn(), scanner.prev_crc(),
-                                scanner.session(), max_txn + 1};
+  result.resume = JournalResume{
+      tail,       seq, scanner.assembler().next_lsn(), scanner.prev_crc(), scanner.session(),
+      max_txn + 1};
   return result;
 }
 

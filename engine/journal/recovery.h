@@ -55,10 +55,10 @@ struct RecoveryOptions {
 };
 
 struct RecoveryStats {
-  uint64_t blocks_scanned = 0;         // accepted journal blocks
-  uint64_t reads = 0;                  // journal read IOs
+  uint64_t blocks_scanned = 0;  // accepted journal blocks
+  uint64_t reads = 0;           // journal read IOs
   uint64_t transactions_replayed = 0;
-  uint64_t transactions_dropped = 0;   // no intact Commit record
+  uint64_t transactions_dropped = 0;  // no intact Commit record
   uint64_t records_replayed = 0;
   uint64_t pages_redone = 0;           // PageWrites applied
   uint64_t pages_already_current = 0;  // PageWrites skipped: page LSN >= record LSN
@@ -66,8 +66,8 @@ struct RecoveryStats {
 };
 
 struct RecoveryResult {
-  JournalResume resume;        // hand to the Journal constructor
-  Lsn last_committed_lsn;      // 0 if no transaction was found
+  JournalResume resume;    // hand to the Journal constructor
+  Lsn last_committed_lsn;  // 0 if no transaction was found
   RecoveryStats stats;
 };
 

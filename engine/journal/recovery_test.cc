@@ -55,7 +55,9 @@ struct Workload {
         auto b = w.read_test_page(2 * t + 1, 2000);
         const std::string who = "task " + std::to_string(t) + ": ";
         if (!a.ok() || !b.ok()) {
-          if (acked[t] > 0) problems.push_back(who + "acknowledged value " + std::to_string(acked[t]) + " lost: " + (a.ok() ? b : a).status().to_string());
+          if (acked[t] > 0)
+            problems.push_back(who + "acknowledged value " + std::to_string(acked[t]) +
+                               " lost: " + (a.ok() ? b : a).status().to_string());
           if (a.ok() != b.ok()) problems.push_back(who + "only one of two pages exists");
           on_disk[t] = false;
           attempted[t] = 0;
@@ -64,10 +66,12 @@ struct Workload {
         }
         if (a->first != t || b->first != t) problems.push_back(who + "page has another task's tag");
         if (a->second != b->second) {
-          problems.push_back(who + "pages disagree: " + std::to_string(a->second) + " vs " + std::to_string(b->second));
+          problems.push_back(who + "pages disagree: " + std::to_string(a->second) + " vs " +
+                             std::to_string(b->second));
         }
         if (a->second < acked[t]) {
-          problems.push_back(who + "acknowledged value " + std::to_string(acked[t]) + " lost, found " + std::to_string(a->second));
+          problems.push_back(who + "acknowledged value " + std::to_string(acked[t]) +
+                             " lost, found " + std::to_string(a->second));
         }
         if (a->second > attempted[t]) problems.push_back(who + "value never written");
         acked[t] = attempted[t] = a->second;
@@ -218,9 +222,10 @@ TEST(JournalRecovery, CrashSweepKeepsAcknowledgedCommitsAndAtomicity) {
   EXPECT_GT(replayed, 100u);
   EXPECT_GT(dropped, 0u);
   EXPECT_GT(tail_moves, 20u);
-  std::printf("[sweep] 72 crashes: %llu transactions replayed, %llu torn transactions dropped, "
-              "%llu tail moves\n", (unsigned long long)replayed, (unsigned long long)dropped,
-              (unsigned long long)tail_moves);
+  std::printf(
+      "[sweep] 72 crashes: %llu transactions replayed, %llu torn transactions dropped, "
+      "%llu tail moves\n",
+      (unsigned long long)replayed, (unsigned long long)dropped, (unsigned long long)tail_moves);
 }
 
 // With the durability of commits deliberately broken (journal writes with
@@ -358,14 +363,15 @@ TEST(JournalRecovery, MeasureOpeningAFullJournal) {
     checkpoint_virt = after.sched.now() - t0;
   });
   EXPECT_EQ(after.journal->used_blocks(), 0u);
-  std::printf("[measure] full journal open: %llu blocks (%llu of %llu used), %llu transactions, "
-              "%llu page redos over 400 pages, %llu journal reads; recovery %.2f ms virtual, "
-              "%.2f ms wall; first checkpoint %.2f ms virtual\n",
-              (unsigned long long)r->stats.blocks_scanned,
-              (unsigned long long)w.journal->used_blocks(), (unsigned long long)cfg.ring_blocks,
-              (unsigned long long)txns, (unsigned long long)r->stats.pages_redone,
-              (unsigned long long)r->stats.reads, virt.count() / 1e6,
-              std::chrono::duration<double, std::milli>(wall).count(), checkpoint_virt.count() / 1e6);
+  std::printf(
+      "[measure] full journal open: %llu blocks (%llu of %llu used), %llu transactions, "
+      "%llu page redos over 400 pages, %llu journal reads; recovery %.2f ms virtual, "
+      "%.2f ms wall; first checkpoint %.2f ms virtual\n",
+      (unsigned long long)r->stats.blocks_scanned, (unsigned long long)w.journal->used_blocks(),
+      (unsigned long long)cfg.ring_blocks, (unsigned long long)txns,
+      (unsigned long long)r->stats.pages_redone, (unsigned long long)r->stats.reads,
+      virt.count() / 1e6, std::chrono::duration<double, std::milli>(wall).count(),
+      checkpoint_virt.count() / 1e6);
 }
 
 }  // namespace
