@@ -1,6 +1,7 @@
 // DataSpaceMap's pages: encode the extents of each page's block range, and
 // decode them back with every field bounds-checked (the bytes come from a
 // device and are trusted only after verify_block and these checks).
+#include <algorithm>
 #include <limits>
 #include <string>
 
@@ -73,9 +74,13 @@ void DataSpaceMap::mark_written(const EncodedPage& page) {
   TP_ASSERT_GE(page.location, region_.first);
   const uint64_t p = page.location - region_.first;
   TP_ASSERT_LT(p, pages_.size());
-  if (pages_[p].generation == page.generation) {
-    pages_[p].dirty = false;
-    pages_[p].rec_lsn.reset();
+  Page& entry = pages_[p];
+  if (entry.generation == page.generation) {
+    entry.dirty = false;
+    entry.rec_lsn.reset();
+  } else if (entry.rec_lsn) {
+    // Changed since encoded: see MetadataSpaceMap::mark_written.
+    entry.rec_lsn = std::max(*entry.rec_lsn, page.lsn + 1);
   }
 }
 

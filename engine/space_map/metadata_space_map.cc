@@ -1,5 +1,6 @@
 #include "engine/space_map/metadata_space_map.h"
 
+#include <algorithm>
 #include <limits>
 #include <string>
 
@@ -260,9 +261,15 @@ void MetadataSpaceMap::mark_written(const EncodedPage& page) {
   TP_ASSERT_GE(page.location, region_.first);
   const uint64_t c = page.location - region_.first;
   TP_ASSERT_LT(c, chunks_.size());
-  if (chunks_[c].generation == page.generation) {
-    chunks_[c].dirty = false;
-    chunks_[c].rec_lsn.reset();
+  Chunk& chunk = chunks_[c];
+  if (chunk.generation == page.generation) {
+    chunk.dirty = false;
+    chunk.rec_lsn.reset();
+  } else if (chunk.rec_lsn) {
+    // Changed since encoded: the disk now has every record up to page.lsn,
+    // so only later ones (> page.lsn) are still needed from the journal.
+    // Without this a page that is always busy would hold the tail forever.
+    chunk.rec_lsn = std::max(*chunk.rec_lsn, page.lsn + 1);
   }
 }
 

@@ -186,6 +186,16 @@ TEST(MetadataSpaceMap, ChangedAfterEncodeStaysDirty) {
   log.apply(map, *r);  // while the page write is in flight
   map.mark_written(pages[0]);
   EXPECT_EQ(map.dirty_page_count(), 1u);
+  EXPECT_EQ(map.oldest_unwritten_lsn(), Lsn(1));
+  // Written at LSN 1, then changed again at 2 and 3 during that write.
+  const std::vector<EncodedPage> second = map.encode_dirty_pages();
+  log.apply(map, journal::MetaRefDelta{r->block, +1});
+  log.apply(map, journal::MetaRefDelta{r->block, +1});
+  map.mark_written(second[0]);
+  EXPECT_EQ(map.oldest_unwritten_lsn(), Lsn(2));  // not stuck at 1
+  map.mark_written(map.encode_dirty_pages()[0]);
+  EXPECT_EQ(map.oldest_unwritten_lsn(), std::nullopt);
+  EXPECT_EQ(map.dirty_page_count(), 0u);
 }
 
 TEST(MetadataSpaceMap, CorruptPagesAreRejected) {

@@ -111,7 +111,10 @@ struct PageRegion {
 // it was last written. The journal tail must not pass the smallest of them
 // (oldest_unwritten_lsn(): the records from there on are the only copy of
 // what those pages lack). mark_written clears it, which is why it must be
-// called only once the write is durable.
+// called only once the write is durable; if the page changed after it was
+// encoded, mark_written raises it to the encoded LSN + 1 instead (the disk
+// has everything up to that LSN), so a page that is never idle still lets
+// the tail advance.
 struct EncodedPage {
   MBlock location;
   Lsn lsn;
