@@ -78,7 +78,10 @@ RC_GTEST_PROP(DataSpaceMapPages, ReplayOfAllRecordsOverAnyCheckpointIsIdempotent
   for (int i = 0; i < steps; ++i) {
     h.random_step();
     if (*rc::gen::inRange(0, 8) == 0) {
-      testing::checkpoint_pages(h.map, encode_or_fail, disk, true, tail, h.log.next_lsn);
+      const int busy = *rc::gen::inRange(0, 3);  // steps while the writes are in flight
+      testing::checkpoint_pages(h.map, encode_or_fail, disk, true, tail, h.log.next_lsn, [&] {
+        for (int j = 0; j < busy; ++j) h.random_step();
+      });
     }
   }
   for (int crash = 0; crash < 2; ++crash) {

@@ -129,7 +129,10 @@ RC_GTEST_PROP(MetadataSpaceMap, ReplayOfAllRecordsOverAnyCheckpointIsIdempotent,
   for (int i = 0; i < steps; ++i) {
     h.step();
     if (*rc::gen::inRange(0, 10) == 0) {
-      testing::checkpoint_pages(h.map, encode, disk, true, tail, h.log.next_lsn);
+      const int busy = *rc::gen::inRange(0, 3);  // steps while the writes are in flight
+      testing::checkpoint_pages(h.map, encode, disk, true, tail, h.log.next_lsn, [&] {
+        for (int j = 0; j < busy; ++j) h.step();
+      });
     }
   }
   // First from the journal tail, then (crashed again) every record.

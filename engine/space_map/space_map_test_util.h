@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <tuple>
@@ -106,19 +107,24 @@ struct PageDisk {
 };
 
 // Writes the dirty pages of `map` whose LSN is at most a random durable LSN
-// (a random subset of them if `random_subset`), then moves `tail`, the first
-// LSN the journal keeps, as a checkpointer would: up to the map's oldest
-// unwritten LSN, or past every record.
+// (a random subset of them if `random_subset`), runs `meanwhile` (changes
+// made while the writes are in flight), marks the pages written, then moves
+// `tail`, the first LSN the journal keeps, as a checkpointer would: up to the
+// map's oldest unwritten LSN, or past every record. `next_lsn` is read after
+// `meanwhile`.
 template <typename Map, typename Encode>
 void checkpoint_pages(Map& map, Encode encode, PageDisk& disk, bool random_subset, Lsn& tail,
-                      uint64_t next_lsn) {
+                      const uint64_t& next_lsn, const std::function<void()>& meanwhile = {}) {
   const Lsn durable(random_subset ? *rc::gen::inRange<uint64_t>(0, next_lsn) : next_lsn - 1);
-  for (const EncodedPage& p : encode(map, durable)) {
+  std::vector<EncodedPage> written;
+  for (EncodedPage& p : encode(map, durable)) {
     RC_ASSERT(p.lsn <= durable);
     if (random_subset && !*rc::gen::arbitrary<bool>()) continue;
     disk.write(p);
-    map.mark_written(p);
+    written.push_back(std::move(p));
   }
+  if (meanwhile) meanwhile();
+  for (const EncodedPage& p : written) map.mark_written(p);
   const Lsn new_tail = map.oldest_unwritten_lsn().value_or(Lsn(next_lsn));
   RC_ASSERT(new_tail >= tail);
   tail = new_tail;
