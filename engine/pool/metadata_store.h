@@ -1,0 +1,154 @@
+// MetadataStore: the pool's metadata core, put together. It owns, for one
+// pool, the superblock, the block cache, the journal, the checkpointer and
+// both space maps, and gives callers transactions over them.
+//
+//   format()  lays a new pool out on one device (metadata area, then data
+//             area) or on a metadata/data pair; refuses a device that holds
+//             a pool unless FormatOptions::force.
+//   open()    reads the superblock, recovers (replays the journal from the
+//             superblock's tail to the last intact commit), checkpoints, and
+//             returns a store ready for transactions.
+//   close()   checkpoints and writes the superblock with clean_shutdown.
+//
+// Transactions. A MetadataTxn collects changes: tree page writes and
+// metadata refcount changes through nodes() (a btree::NodeStore), data range
+// refcount changes through data_refs() (a btree::DataRefs), data allocation
+// through allocate_data(), and the device-details tree root through
+// set_device_tree_root(). Reads through nodes() see the transaction's own
+// staged changes. commit() makes the changes visible to every later
+// transaction at once and returns when they are durable (group commit: one
+// journal write covers every transaction committing at the same time).
+//
+// Concurrency (this first version): transactions are staged one at a time.
+// begin() takes the staging lock and commit()/abort() release it; commit()
+// releases it as soon as the changes are applied in memory, before waiting
+// for the journal write, so the next transaction stages while the previous
+// one's journal write is in flight, and committers batch. The staging lock
+// may be held across a cache miss. Finer locks (per thin, per cell) are the
+// pool's job (issue 5).
+//
+// Failure. An IO error while committing fails the journal; every later
+// commit fails too and the store reports mode() == failed. Corruption found
+// on open makes open fail with Errc::corruption and a one-line message.
+//
+// Task context: everything here is task only unless it says otherwise.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/base/status.h"
+#include "engine/base/units.h"
+#include "engine/btree/node_store.h"
+#include "engine/io/block_device.h"
+#include "engine/journal/record.h"
+#include "engine/runtime/runtime.h"
+
+namespace thinp::pool {
+
+struct FormatOptions {
+  uint64_t data_block_bytes = 64 * 1024;  // power of two in [4 KiB, 1 GiB]
+  // One-device pools: bytes given to the metadata area (0: a default that
+  // scales with the device). Ignored with a separate data device.
+  uint64_t metadata_bytes = 0;
+  uint64_t journal_blocks = 0;  // 0: the layout's default
+  bool zero_new_blocks = true;
+  bool force = false;  // overwrite a device that already holds a pool
+};
+
+struct OpenOptions {
+  uint64_t cache_pages = 4096;
+  bool journal_use_fua = true;  // false: journal write then FLUSH
+  // Test switch: commits skip FUA and FLUSH, so acknowledged commits can be
+  // lost in a crash. Exists so the journal scenario can prove its checker
+  // fails. Never set outside tests.
+  bool unsafe_skip_durability = false;
+};
+
+enum class StoreMode { write, read_only, failed };
+
+struct StoreStatus {
+  uint64_t metadata_blocks = 0, metadata_used = 0, metadata_free = 0;
+  uint64_t data_blocks = 0, data_used = 0, data_free = 0;
+  uint64_t data_block_bytes = 0;
+  uint64_t journal_blocks = 0, journal_used_blocks = 0;
+  Lsn durable_lsn, checkpoint_lsn;
+  bool clean_shutdown = false, needs_check = false;
+  StoreMode mode = StoreMode::write;
+  MBlock device_tree_root;  // MBlock(0): no device tree yet
+  uint64_t transaction_id = 0;
+};
+
+// One finding of check(): what is wrong, on one line.
+struct CheckFinding {
+  std::string what;
+};
+
+class MetadataStore;
+
+// A transaction being staged. Obtained from MetadataStore::begin(); must end
+// with commit() or abort() on the store. Not shared between tasks.
+class MetadataTxn {
+ public:
+  virtual ~MetadataTxn() = default;
+  virtual NodeStore& nodes() = 0;
+  virtual DataRefs& data_refs() = 0;
+  // Allocates `blocks` data blocks for `owner` (locality: an owner's
+  // allocations continue where its last one ended), as few contiguous runs
+  // as possible; their counts become 1 when the transaction commits.
+  // no_space if the data device cannot hold them (nothing is allocated).
+  virtual Result<std::vector<journal::DataRangeAlloc>> allocate_data(ThinId owner,
+                                                                     uint64_t blocks) = 0;
+  virtual void set_device_tree_root(MBlock root) = 0;
+  virtual MBlock device_tree_root() const = 0;  // as staged in this transaction
+  virtual void set_transaction_id(uint64_t id) = 0;
+};
+
+class MetadataStore {
+ public:
+  virtual ~MetadataStore() = default;
+
+  // Formats a new pool. `data` is nullptr for a one-device pool (the data
+  // area follows the metadata area on `metadata`). Durable when it returns.
+  static Status format(Runtime& rt, BlockDevice& metadata, BlockDevice* data,
+                       const FormatOptions& options);
+
+  // Opens (and recovers) the pool on `metadata` (+ `data`, or nullptr for a
+  // one-device pool). Errors: not_found (no pool on the device), unsupported
+  // (newer format), corruption, io_error; each message is one line.
+  static Result<std::unique_ptr<MetadataStore>> open(Runtime& rt, BlockDevice& metadata,
+                                                     BlockDevice* data,
+                                                     const OpenOptions& options);
+
+  virtual std::unique_ptr<MetadataTxn> begin() = 0;
+  // Commits and waits until durable; returns the commit's LSN. The
+  // transaction object is spent either way. On error nothing of it is
+  // acknowledged (it may still be found by recovery if the journal write
+  // reached the disk).
+  virtual Result<Lsn> commit(std::unique_ptr<MetadataTxn> txn) = 0;
+  // Drops a staged transaction: releases its reservations, nothing logged.
+  virtual void abort(std::unique_ptr<MetadataTxn> txn) = 0;
+
+  // Reads outside a transaction (they see committed state).
+  virtual MBlock device_tree_root() const = 0;
+  virtual NodeStore& committed_nodes() = 0;  // read-only use: read()/ref_count()
+
+  virtual Status checkpoint() = 0;
+  // Checkpoints and marks the pool cleanly shut down. The store accepts no
+  // transaction afterwards.
+  virtual Status close() = 0;
+
+  virtual StoreStatus status() const = 0;
+  virtual StoreMode mode() const = 0;
+
+  // Verifies every metadata block's checksum/type/location reachable from
+  // the superblock (device tree, mapping trees), and that every metadata and
+  // data reference count equals the references found by walking the
+  // structures. Empty when clean.
+  virtual Result<std::vector<CheckFinding>> check() = 0;
+};
+
+}  // namespace thinp::pool
