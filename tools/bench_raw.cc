@@ -55,7 +55,8 @@ class LatencyHistogram {
     for (size_t b = 0; b < kBuckets; ++b) {
       seen += counts_[b];
       if (seen >= rank) {
-        const double mid = (static_cast<double>(lower_bound(b)) + static_cast<double>(lower_bound(b + 1))) / 2;
+        const double mid =
+            (static_cast<double>(lower_bound(b)) + static_cast<double>(lower_bound(b + 1))) / 2;
         return std::min(mid, static_cast<double>(max_ns_));
       }
     }
@@ -145,7 +146,8 @@ Status check_options(const RawBenchOptions& o) {
                   "queue depth " + std::to_string(o.queue_depth) + " is not in 1..4096");
   }
   if (!(o.seconds > 0 && o.seconds <= 86400)) {
-    return Status(Errc::invalid_argument, "duration " + std::to_string(o.seconds) + " s is not in (0, 86400]");
+    return Status(Errc::invalid_argument,
+                  "duration " + std::to_string(o.seconds) + " s is not in (0, 86400]");
   }
   return ok_status();
 }
@@ -154,13 +156,14 @@ Status check_block_size(const RawBenchOptions& o, const BlockDevice& dev) {
   const uint64_t sector = dev.logical_sector_bytes();
   if (o.block_bytes == 0 || o.block_bytes % sector != 0) {
     return Status(Errc::invalid_argument, "block size " + std::to_string(o.block_bytes) +
-                                              " is not a positive multiple of the " + std::to_string(sector) +
-                                              "-byte sector size of " + dev.name());
+                                              " is not a positive multiple of the " +
+                                              std::to_string(sector) + "-byte sector size of " +
+                                              dev.name());
   }
   if (o.block_bytes > dev.size_bytes() || o.block_bytes > (uint64_t{1} << 30)) {
-    return Status(Errc::invalid_argument, "block size " + std::to_string(o.block_bytes) +
-                                              " is larger than " + dev.name() + " (" +
-                                              std::to_string(dev.size_bytes()) + " bytes) or 1 GiB");
+    return Status(Errc::invalid_argument,
+                  "block size " + std::to_string(o.block_bytes) + " is larger than " + dev.name() +
+                      " (" + std::to_string(dev.size_bytes()) + " bytes) or 1 GiB");
   }
   return ok_status();
 }
@@ -194,13 +197,16 @@ Result<RawBenchReport> run_raw_bench(const RawBenchOptions& options) {
   TP_ASSIGN_OR_RETURN(const Workload workload, parse_workload(options.workload));
   TP_RETURN_IF_ERROR(check_options(options));
   // A CQ (twice the SQ) that holds every request of the queue depth.
-  if (options.submit_batch == 0) return Status(Errc::invalid_argument, "submit batch must be at least 1");
-  Reactor reactor(real::ReactorOptions{.seed = options.seed,
-                                       .ring_entries = std::bit_ceil(std::max<uint32_t>(options.queue_depth, 8)),
-                                       .submit_batch = options.submit_batch,
-                                       .use_uring = options.use_uring});
+  if (options.submit_batch == 0)
+    return Status(Errc::invalid_argument, "submit batch must be at least 1");
+  Reactor reactor(real::ReactorOptions{
+      .seed = options.seed,
+      .ring_entries = std::bit_ceil(std::max<uint32_t>(options.queue_depth, 8)),
+      .submit_batch = options.submit_batch,
+      .use_uring = options.use_uring});
   const real::OpenOptions open{.read_only = !is_write(workload), .use_uring = options.use_uring};
-  TP_ASSIGN_OR_RETURN(std::unique_ptr<BlockDevice> device, real::open_real_device(reactor, options.path, open));
+  TP_ASSIGN_OR_RETURN(std::unique_ptr<BlockDevice> device,
+                      real::open_real_device(reactor, options.path, open));
   TP_RETURN_IF_ERROR(check_block_size(options, *device));
   const bool uring = dynamic_cast<const real::RealDevice&>(*device).uses_uring();
 
@@ -210,16 +216,18 @@ Result<RawBenchReport> run_raw_bench(const RawBenchOptions& options) {
   state.block_bytes = options.block_bytes;
   state.blocks = device->size_bytes() / options.block_bytes;
   const Nanos start = reactor.now();
-  state.deadline = start + std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(options.seconds));
+  state.deadline =
+      start + std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(options.seconds));
   for (uint32_t i = 0; i < options.queue_depth; ++i) {
     reactor.spawn("bench" + std::to_string(i), [&reactor, &state] { bench_task(reactor, state); });
   }
   const ReactorOutcome outcome = reactor.run();
   if (outcome != ReactorOutcome::idle) {
     reactor.kill_all_tasks();
-    return Status(Errc::aborted, std::string("benchmark ended with ") + real::reactor_outcome_name(outcome) +
-                                     ": " + (outcome == ReactorOutcome::deadlock ? reactor.deadlock_report()
-                                                                                 : reactor.failure()));
+    return Status(
+        Errc::aborted,
+        std::string("benchmark ended with ") + real::reactor_outcome_name(outcome) + ": " +
+            (outcome == ReactorOutcome::deadlock ? reactor.deadlock_report() : reactor.failure()));
   }
   if (!state.first_error.ok()) return state.first_error.with_context("benchmark stopped");
   return make_report(options, *device, state, uring, state.last_completion - start);
@@ -249,21 +257,24 @@ std::string json_string(const std::string& s) {
 std::string format_raw_bench(const RawBenchReport& r, bool json) {
   char buf[1024];
   if (json) {
-    std::snprintf(buf, sizeof buf,
-                  "\"io_engine\":\"%s\",\"bs\":%llu,\"qd\":%u,\"device_bytes\":%llu,\"seconds\":%.3f,"
-                  "\"ios\":%llu,\"iops\":%.1f,\"mib_per_s\":%.2f,\"lat_us_mean\":%.2f,\"lat_us_p50\":%.2f,"
-                  "\"lat_us_p99\":%.2f,\"lat_us_p999\":%.2f,\"lat_us_max\":%.2f}",
-                  r.io_engine.c_str(), static_cast<unsigned long long>(r.block_bytes), r.queue_depth,
-                  static_cast<unsigned long long>(r.device_bytes), r.seconds,
-                  static_cast<unsigned long long>(r.ios), r.iops, r.mib_per_s, r.lat_us_mean, r.lat_us_p50,
-                  r.lat_us_p99, r.lat_us_p999, r.lat_us_max);
-    return "{\"path\":" + json_string(r.path) + ",\"workload\":" + json_string(r.workload) + "," + buf;
+    std::snprintf(
+        buf, sizeof buf,
+        "\"io_engine\":\"%s\",\"bs\":%llu,\"qd\":%u,\"device_bytes\":%llu,\"seconds\":%.3f,"
+        "\"ios\":%llu,\"iops\":%.1f,\"mib_per_s\":%.2f,\"lat_us_mean\":%.2f,\"lat_us_p50\":%.2f,"
+        "\"lat_us_p99\":%.2f,\"lat_us_p999\":%.2f,\"lat_us_max\":%.2f}",
+        r.io_engine.c_str(), static_cast<unsigned long long>(r.block_bytes), r.queue_depth,
+        static_cast<unsigned long long>(r.device_bytes), r.seconds,
+        static_cast<unsigned long long>(r.ios), r.iops, r.mib_per_s, r.lat_us_mean, r.lat_us_p50,
+        r.lat_us_p99, r.lat_us_p999, r.lat_us_max);
+    return "{\"path\":" + json_string(r.path) + ",\"workload\":" + json_string(r.workload) + "," +
+           buf;
   }
-  std::snprintf(buf, sizeof buf,
-                " bs=%llu qd=%u %s %.1f s: %.0f IOPS, %.1f MiB/s, latency us p50 %.1f p99 %.1f p99.9 %.1f "
-                "max %.1f",
-                static_cast<unsigned long long>(r.block_bytes), r.queue_depth, r.io_engine.c_str(), r.seconds,
-                r.iops, r.mib_per_s, r.lat_us_p50, r.lat_us_p99, r.lat_us_p999, r.lat_us_max);
+  std::snprintf(
+      buf, sizeof buf,
+      " bs=%llu qd=%u %s %.1f s: %.0f IOPS, %.1f MiB/s, latency us p50 %.1f p99 %.1f p99.9 %.1f "
+      "max %.1f",
+      static_cast<unsigned long long>(r.block_bytes), r.queue_depth, r.io_engine.c_str(), r.seconds,
+      r.iops, r.mib_per_s, r.lat_us_p50, r.lat_us_p99, r.lat_us_p999, r.lat_us_max);
   return r.workload + " " + r.path + buf;
 }
 

@@ -27,8 +27,8 @@ struct RawBenchOptions {
   uint64_t block_bytes = 4096;
   uint32_t queue_depth = 32;
   double seconds = 10;
-  bool use_uring = true;  // false: the pread/pwrite fallback
-  uint64_t seed = 1;      // offsets for the random workloads
+  bool use_uring = true;      // false: the pread/pwrite fallback
+  uint64_t seed = 1;          // offsets for the random workloads
   uint32_t submit_batch = 1;  // see ReactorOptions::submit_batch
 };
 

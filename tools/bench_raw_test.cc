@@ -40,7 +40,8 @@ class BenchFile {
 };
 
 RawBenchOptions quick(const std::string& path, const std::string& workload) {
-  return RawBenchOptions{.path = path, .workload = workload, .block_bytes = 4096, .queue_depth = 4, .seconds = 0.1};
+  return RawBenchOptions{
+      .path = path, .workload = workload, .block_bytes = 4096, .queue_depth = 4, .seconds = 0.1};
 }
 
 void expect_sane(const RawBenchReport& r) {
@@ -83,7 +84,8 @@ TEST(BenchRawTest, JsonCarriesTheAgreedKeys) {
   const std::string json = format_raw_bench(*r, true);
   EXPECT_EQ(json.front(), '{');
   EXPECT_EQ(json.back(), '}');
-  for (const char* key : {"\"iops\":", "\"mib_per_s\":", "\"lat_us_p50\":", "\"lat_us_p99\":", "\"lat_us_p999\":"}) {
+  for (const char* key :
+       {"\"iops\":", "\"mib_per_s\":", "\"lat_us_p50\":", "\"lat_us_p99\":", "\"lat_us_p999\":"}) {
     EXPECT_NE(json.find(key), std::string::npos) << key << " in " << json;
   }
   EXPECT_NE(json.find("\"path\":\"" + f.path() + "\""), std::string::npos);
@@ -104,8 +106,9 @@ TEST(BenchRawTest, BadOptionsGiveOneLineErrors) {
                "unknown workload 'randtrim' (expected randread, randwrite, read or write)");
   RawBenchOptions bs = quick(f.path(), "read");
   bs.block_bytes = 1000;
-  expect_error(bs, Errc::invalid_argument,
-               "block size 1000 is not a positive multiple of the 4096-byte sector size of " + f.path());
+  expect_error(
+      bs, Errc::invalid_argument,
+      "block size 1000 is not a positive multiple of the 4096-byte sector size of " + f.path());
   RawBenchOptions qd = quick(f.path(), "read");
   qd.queue_depth = 0;
   expect_error(qd, Errc::invalid_argument, "queue depth 0 is not in 1..4096");

@@ -32,10 +32,14 @@ struct Reactor::Task {
 
 const char* reactor_outcome_name(ReactorOutcome o) {
   switch (o) {
-    case ReactorOutcome::idle: return "idle";
-    case ReactorOutcome::deadlock: return "deadlock";
-    case ReactorOutcome::stopped: return "stopped";
-    case ReactorOutcome::task_failed: return "task_failed";
+    case ReactorOutcome::idle:
+      return "idle";
+    case ReactorOutcome::deadlock:
+      return "deadlock";
+    case ReactorOutcome::stopped:
+      return "stopped";
+    case ReactorOutcome::task_failed:
+      return "task_failed";
   }
   return "?";
 }
@@ -92,7 +96,8 @@ void Reactor::init_ring(const ReactorOptions& options) {
     if (rc != -EINVAL) break;
   }
   if (rc < 0) {
-    ring_status_ = Status(Errc::unsupported, std::string("io_uring_queue_init failed: ") + std::strerror(-rc));
+    ring_status_ =
+        Status(Errc::unsupported, std::string("io_uring_queue_init failed: ") + std::strerror(-rc));
     return;
   }
   cq_entries_ = params.cq_entries;
@@ -333,7 +338,8 @@ void Reactor::submit_pending() {
   for (int attempt = 0; io_uring_sq_ready(ring_.get()) > 0; ++attempt) {
     const int rc = io_uring_submit(ring_.get());
     if (rc >= 0 || rc == -EINTR) continue;
-    TP_ASSERT_MSG(rc == -EAGAIN || rc == -EBUSY, std::string("io_uring_submit: ") + std::strerror(-rc));
+    TP_ASSERT_MSG(rc == -EAGAIN || rc == -EBUSY,
+                  std::string("io_uring_submit: ") + std::strerror(-rc));
     TP_ASSERT_LT(attempt, 1'000'000);
     io_uring_cqe* cqe = nullptr;
     (void)io_uring_wait_cqe(ring_.get(), &cqe);

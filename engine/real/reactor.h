@@ -78,7 +78,7 @@ struct ReactorOptions {
   // starts on each request while the next is being prepared
   // (docs/benchmarks.md). Larger values trade that for fewer system calls.
   uint32_t submit_batch = 1;
-  bool use_uring = true;            // false: no ring, devices use the pread/pwrite fallback
+  bool use_uring = true;  // false: no ring, devices use the pread/pwrite fallback
 };
 
 enum class ReactorOutcome : uint8_t {

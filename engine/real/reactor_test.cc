@@ -43,7 +43,8 @@ TEST(ReactorTest, SpawnedTaskRunsOnlyAfterTheSpawnerSuspends) {
   });
   EXPECT_EQ(r.current_task(), kNoTask);
   EXPECT_EQ(r.run(), ReactorOutcome::idle);
-  EXPECT_EQ(trace, (std::vector<std::string>{"parent before yield", "child", "parent after yield"}));
+  EXPECT_EQ(trace,
+            (std::vector<std::string>{"parent before yield", "child", "parent after yield"}));
 }
 
 TEST(ReactorTest, SleepersWakeInDeadlineOrderAfterTheirDuration) {
@@ -257,7 +258,8 @@ TEST(ReactorTest, RingCanBeDisabledByOptionOrEnvironment) {
   EXPECT_EQ(by_env.ring_status().message(), "io_uring disabled by THINP_NO_URING=1");
 
   Reactor normal;
-  if (!normal.has_ring()) GTEST_SKIP() << "io_uring unavailable: " << normal.ring_status().to_string();
+  if (!normal.has_ring())
+    GTEST_SKIP() << "io_uring unavailable: " << normal.ring_status().to_string();
   EXPECT_TRUE(normal.ring_status().ok());
 }
 

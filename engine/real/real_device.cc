@@ -42,16 +42,20 @@ class FdCloser {
 
 // Finds out what `path` is; only regular files and block devices qualify.
 Result<DeviceKind> classify(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     const int err = errno;
-    if (err == ENOENT || err == ENOTDIR) return Status(Errc::not_found, path + ": no such file or device");
+    if (err == ENOENT || err == ENOTDIR)
+      return Status(Errc::not_found, path + ": no such file or device");
     return errno_status(Errc::io_error, path, "cannot stat", err);
   }
   if (S_ISREG(st.st_mode)) return DeviceKind::regular_file;
   if (S_ISBLK(st.st_mode)) return DeviceKind::block_device;
-  const char* what = S_ISDIR(st.st_mode) ? "a directory" : S_ISCHR(st.st_mode) ? "a character device" : "a special file";
-  return Status(Errc::invalid_argument, path + ": not a regular file or block device (it is " + what + ")");
+  const char* what = S_ISDIR(st.st_mode)   ? "a directory"
+                     : S_ISCHR(st.st_mode) ? "a character device"
+                                           : "a special file";
+  return Status(Errc::invalid_argument,
+                path + ": not a regular file or block device (it is " + what + ")");
 }
 
 bool block_device_is_read_only(int fd) {
@@ -80,27 +84,34 @@ Result<int> open_fd(const std::string& path, DeviceKind kind, const OpenOptions&
   if (fd >= 0) return fd;
   const int err = errno;
   switch (err) {
-    case ENOENT: return Status(Errc::not_found, path + ": no such file or device");
+    case ENOENT:
+      return Status(Errc::not_found, path + ": no such file or device");
     case EACCES:
     case EPERM:
       if (!options.read_only) return write_refused(path, kind, err);
       return errno_status(Errc::io_error, path, "cannot open", err);
-    case EROFS: return Status(Errc::read_only, path + ": on a read-only file system, cannot open for writing");
+    case EROFS:
+      return Status(Errc::read_only,
+                    path + ": on a read-only file system, cannot open for writing");
     case EBUSY:
     case ETXTBSY:
-      return Status(Errc::busy, path + ": device in use (mounted, or opened exclusively by another program)");
-    case EINVAL: return Status(Errc::unsupported, path + ": the file system does not support O_DIRECT");
-    default: return errno_status(Errc::io_error, path, "cannot open", err);
+      return Status(Errc::busy,
+                    path + ": device in use (mounted, or opened exclusively by another program)");
+    case EINVAL:
+      return Status(Errc::unsupported, path + ": the file system does not support O_DIRECT");
+    default:
+      return errno_status(Errc::io_error, path, "cannot open", err);
   }
 }
 
 Result<uint64_t> query_size(int fd, const std::string& path, DeviceKind kind) {
   if (kind == DeviceKind::block_device) {
     uint64_t bytes = 0;
-    if (::ioctl(fd, BLKGETSIZE64, &bytes) != 0) return errno_status(Errc::io_error, path, "BLKGETSIZE64", errno);
+    if (::ioctl(fd, BLKGETSIZE64, &bytes) != 0)
+      return errno_status(Errc::io_error, path, "BLKGETSIZE64", errno);
     return bytes;
   }
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd, &st) != 0) return errno_status(Errc::io_error, path, "fstat", errno);
   return static_cast<uint64_t>(st.st_size);
 }
@@ -109,15 +120,18 @@ Result<uint64_t> query_size(int fd, const std::string& path, DeviceKind kind) {
 Result<uint32_t> query_sector(int fd, const std::string& path, DeviceKind kind) {
   if (kind == DeviceKind::block_device) {
     int bytes = 0;
-    if (::ioctl(fd, BLKSSZGET, &bytes) != 0) return errno_status(Errc::io_error, path, "BLKSSZGET", errno);
+    if (::ioctl(fd, BLKSSZGET, &bytes) != 0)
+      return errno_status(Errc::io_error, path, "BLKSSZGET", errno);
     if (bytes < 512 || (bytes & (bytes - 1)) != 0 || bytes > 65536) {
-      return Status(Errc::unsupported, path + ": unusable logical sector size " + std::to_string(bytes));
+      return Status(Errc::unsupported,
+                    path + ": unusable logical sector size " + std::to_string(bytes));
     }
     return static_cast<uint32_t>(bytes);
   }
-  struct statx sx{};
+  struct statx sx {};
   uint32_t align = 0;
-  if (::statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 && (sx.stx_mask & STATX_DIOALIGN) != 0) {
+  if (::statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
+      (sx.stx_mask & STATX_DIOALIGN) != 0) {
     align = std::max(sx.stx_dio_offset_align, sx.stx_dio_mem_align);
   }
   if (align > kIoBufferAlignment) {
@@ -147,8 +161,8 @@ Result<std::unique_ptr<BlockDevice>> open_real_device(Reactor& reactor, const st
                                               std::to_string(sector) + "-byte sector size");
   }
   const bool use_uring = options.use_uring && reactor.has_ring();
-  return std::unique_ptr<BlockDevice>(new RealDevice(reactor, path, fd.release(), kind, size, sector,
-                                                     options.read_only, use_uring));
+  return std::unique_ptr<BlockDevice>(new RealDevice(reactor, path, fd.release(), kind, size,
+                                                     sector, options.read_only, use_uring));
 }
 
 // --- RealDevice ---------------------------------------------------------------
@@ -185,13 +199,14 @@ RealDevice::~RealDevice() {
 Status RealDevice::check_request(const IoRequest& req) const {
   TP_RETURN_IF_ERROR(validate(req));
   if (read_only_ && (req.op == IoOp::write || req.op == IoOp::discard)) {
-    return Status(Errc::read_only, std::string(io_op_name(req.op)) + " refused: " + path_ + " is open read-only");
+    return Status(Errc::read_only,
+                  std::string(io_op_name(req.op)) + " refused: " + path_ + " is open read-only");
   }
   if ((req.op == IoOp::read || req.op == IoOp::write) && req.length_bytes > kMaxTransferBytes) {
-    return Status(Errc::invalid_argument, std::string(io_op_name(req.op)) + " of " +
-                                              std::to_string(req.length_bytes) + " bytes on " + path_ +
-                                              " exceeds the " + std::to_string(kMaxTransferBytes) +
-                                              "-byte limit of one transfer");
+    return Status(Errc::invalid_argument,
+                  std::string(io_op_name(req.op)) + " of " + std::to_string(req.length_bytes) +
+                      " bytes on " + path_ + " exceeds the " + std::to_string(kMaxTransferBytes) +
+                      "-byte limit of one transfer");
   }
   return ok_status();
 }
@@ -241,7 +256,8 @@ void RealDevice::submit_uring(IoRequest* req) {
       break;
     case IoOp::discard:
       io_uring_prep_fallocate(sqe, fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                              static_cast<off_t>(req->offset_bytes), static_cast<off_t>(req->length_bytes));
+                              static_cast<off_t>(req->offset_bytes),
+                              static_cast<off_t>(req->length_bytes));
       break;
   }
   reactor_.track(sqe, io);
@@ -277,7 +293,8 @@ Status RealDevice::do_sync(const IoRequest& req) {
       return ok_status();
     case IoOp::discard:
       if (::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                      static_cast<off_t>(req.offset_bytes), static_cast<off_t>(req.length_bytes)) != 0) {
+                      static_cast<off_t>(req.offset_bytes),
+                      static_cast<off_t>(req.length_bytes)) != 0) {
         return error_status(req, errno);
       }
       return ok_status();
@@ -301,8 +318,9 @@ Status RealDevice::transfer_sync(const IoRequest& req) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return error_status(req, errno);
     if (n == 0) {
-      return Status(Errc::io_error, std::string(io_op_name(req.op)) + " at " + std::to_string(offset) +
-                                        " on " + path_ + " made no progress");
+      return Status(Errc::io_error, std::string(io_op_name(req.op)) + " at " +
+                                        std::to_string(offset) + " on " + path_ +
+                                        " made no progress");
     }
     done += static_cast<uint64_t>(n);
   }
@@ -319,17 +337,27 @@ Status RealDevice::error_status(const IoRequest& req, int err) const {
   Errc code = Errc::io_error;
   switch (err) {
     case ENOSPC:
-    case EDQUOT: code = Errc::no_space; break;
+    case EDQUOT:
+      code = Errc::no_space;
+      break;
     case EROFS:
     case EBADF:
-    case EPERM: code = Errc::read_only; break;
-    case EOPNOTSUPP: code = Errc::unsupported; break;
-    case EINVAL: code = Errc::invalid_argument; break;
-    default: break;
+    case EPERM:
+      code = Errc::read_only;
+      break;
+    case EOPNOTSUPP:
+      code = Errc::unsupported;
+      break;
+    case EINVAL:
+      code = Errc::invalid_argument;
+      break;
+    default:
+      break;
   }
   std::string what = std::string(io_op_name(req.op));
   if (req.op != IoOp::flush) {
-    what += " of " + std::to_string(req.length_bytes) + " bytes at " + std::to_string(req.offset_bytes);
+    what +=
+        " of " + std::to_string(req.length_bytes) + " bytes at " + std::to_string(req.offset_bytes);
   }
   return Status(code, what + " on " + path_ + " failed: " + std::strerror(err));
 }

@@ -50,7 +50,8 @@ TEST(RealDeviceOpenTest, DirectoryAndCharacterDeviceAreRefused) {
   EXPECT_EQ(dir.message(), "/tmp: not a regular file or block device (it is a directory)");
   Status chr = open_error(r, "/dev/null");
   EXPECT_EQ(chr.code(), Errc::invalid_argument);
-  EXPECT_EQ(chr.message(), "/dev/null: not a regular file or block device (it is a character device)");
+  EXPECT_EQ(chr.message(),
+            "/dev/null: not a regular file or block device (it is a character device)");
 }
 
 TEST(RealDeviceOpenTest, EmptyFileIsRefused) {
@@ -66,7 +67,8 @@ TEST(RealDeviceOpenTest, SizeNotAMultipleOfTheSectorIsRefused) {
   Unlinker f{make_file(10000)};
   Status s = open_error(r, f.path);
   EXPECT_EQ(s.code(), Errc::invalid_argument);
-  EXPECT_EQ(s.message(), f.path + ": size 10000 bytes is not a multiple of the 4096-byte sector size");
+  EXPECT_EQ(s.message(),
+            f.path + ": size 10000 bytes is not a multiple of the 4096-byte sector size");
 }
 
 // Root ignores file modes, so as root the file is made immutable instead.
@@ -109,7 +111,8 @@ class LoopDevice {
  public:
   LoopDevice(const std::string& file, bool read_only) {
     if (::geteuid() != 0) return;
-    const std::string cmd = std::string("losetup -f --show ") + (read_only ? "-r " : "") + file + " 2>/dev/null";
+    const std::string cmd =
+        std::string("losetup -f --show ") + (read_only ? "-r " : "") + file + " 2>/dev/null";
     FILE* p = ::popen(cmd.c_str(), "r");
     if (p == nullptr) return;
     char line[256] = {};
@@ -176,7 +179,8 @@ TEST(RealDeviceLoopTest, SecondExclusiveOpenIsBusy) {
   ASSERT_TRUE(first.ok()) << first.status().to_string();
   Status second = open_error(r, loop.path());
   EXPECT_EQ(second.code(), Errc::busy);
-  EXPECT_EQ(second.message(), loop.path() + ": device in use (mounted, or opened exclusively by another program)");
+  EXPECT_EQ(second.message(),
+            loop.path() + ": device in use (mounted, or opened exclusively by another program)");
   // Without O_EXCL the caller takes responsibility, and the open succeeds.
   EXPECT_TRUE(open_error(r, loop.path(), OpenOptions{.exclusive = false}).ok());
 }

@@ -39,7 +39,8 @@ class TempFile {
     std::vector<std::byte> out(length);
     const int fd = ::open(path_.c_str(), O_RDONLY);
     TP_ASSERT_GE(fd, 0);
-    TP_ASSERT_EQ(::pread(fd, out.data(), length, static_cast<off_t>(offset)), static_cast<ssize_t>(length));
+    TP_ASSERT_EQ(::pread(fd, out.data(), length, static_cast<off_t>(offset)),
+                 static_cast<ssize_t>(length));
     ::close(fd);
     return out;
   }
@@ -50,7 +51,8 @@ class TempFile {
 
 AlignedBuffer pattern(size_t bytes, uint8_t seed) {
   AlignedBuffer b(bytes);
-  for (size_t i = 0; i < bytes; ++i) b.data()[i] = std::byte(static_cast<uint8_t>(seed + i * 7 + i / 4096));
+  for (size_t i = 0; i < bytes; ++i)
+    b.data()[i] = std::byte(static_cast<uint8_t>(seed + i * 7 + i / 4096));
   return b;
 }
 
@@ -67,7 +69,8 @@ void run_task(Reactor& r, std::function<void()> body) {
   ASSERT_EQ(r.run(), ReactorOutcome::idle) << r.deadlock_report() << r.failure();
 }
 
-std::unique_ptr<BlockDevice> open_ok(Reactor& r, const std::string& path, const OpenOptions& o = {}) {
+std::unique_ptr<BlockDevice> open_ok(Reactor& r, const std::string& path,
+                                     const OpenOptions& o = {}) {
   auto dev = open_real_device(r, path, o);
   TP_ASSERT_MSG(dev.ok(), dev.status().to_string());
   return std::move(dev).value();
@@ -164,8 +167,8 @@ TEST_P(RealDeviceIoTest, BadRequestsCompleteWithInvalidArgument) {
               "read of 4096 bytes at 512 is not aligned to 4096-byte sectors on " + file_.path());
     Status past_end = dev->write(kFileBytes - 4096, buf.span());
     EXPECT_EQ(past_end.code(), Errc::invalid_argument);
-    EXPECT_EQ(past_end.message(), "write of 8192 bytes at 1044480 is past the end of " + file_.path() +
-                                      " (1048576 bytes)");
+    EXPECT_EQ(past_end.message(), "write of 8192 bytes at 1044480 is past the end of " +
+                                      file_.path() + " (1048576 bytes)");
   });
 }
 
@@ -254,7 +257,8 @@ TEST_P(RealDeviceIoTest, DestroyingTheReactorWithIoInFlightWaitsForIt) {
   auto dev = open_ok(reactor_, file_.path(), options());
   AlignedBuffer buf = pattern(4096, 5);
   for (int i = 0; i < 8; ++i) {
-    reactor_.spawn("writer", [&, i] { (void)dev->write(static_cast<uint64_t>(i) * 4096, buf.span()); });
+    reactor_.spawn("writer",
+                   [&, i] { (void)dev->write(static_cast<uint64_t>(i) * 4096, buf.span()); });
   }
   reactor_.spawn("stopper", [&] { reactor_.request_stop(); });
   EXPECT_EQ(reactor_.run(), ReactorOutcome::stopped);  // the writers' IO is still queued
