@@ -78,6 +78,12 @@ Journal::~Journal() {
 // always repaired: its page stays dirty, or unflushed, and holds the tail at
 // or before that full image until a FLUSH has made the write-back durable.
 Result<Lsn> Journal::commit(Transaction& txn) {
+  TP_ASSIGN_OR_RETURN(const Lsn commit_lsn, stage(txn));
+  TP_RETURN_IF_ERROR(make_durable(commit_lsn));
+  return commit_lsn;
+}
+
+Result<Lsn> Journal::stage(Transaction& txn) {
   TP_ASSERT_NE(rt_.current_task(), kNoTask);
   if (!failed_.ok()) return failed_;
   const uint64_t records = txn.records_.size() + 1;  // and the Commit record
@@ -136,7 +142,6 @@ Result<Lsn> Journal::commit(Transaction& txn) {
   txn = Transaction();  // drops the pins
   ++stats_.commits;
   stats_.records += records;
-  TP_RETURN_IF_ERROR(make_durable(commit_lsn));
   return commit_lsn;
 }
 

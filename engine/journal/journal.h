@@ -150,6 +150,14 @@ class Journal final : public cache::WalGate {
   // nothing is acknowledged; after an IO error the records may or may not be
   // found by recovery. Task only.
   Result<Lsn> commit(Transaction& txn);
+  // commit() in two steps, for a caller that holds a lock of its own while
+  // staging and must release it before waiting: stage() does everything up
+  // to the wait (it may suspend only while reserving ring space, before any
+  // change is applied) and returns the Commit record's LSN, which is then in
+  // memory (pages in the cache, records through the applier) but not yet
+  // durable; make_durable(lsn) waits for it. On a stage() error nothing was
+  // applied. Task only.
+  Result<Lsn> stage(Transaction& txn);
 
   // WalGate.
   Lsn durable_lsn() const override { return durable_lsn_; }

@@ -70,6 +70,15 @@ struct OpenOptions {
 
 enum class StoreMode { write, read_only, failed };
 
+// The pool's roots (device tree root and userland transaction id) are logged
+// as a DeviceDetailsUpdate whose thin is this reserved id (no thin can have
+// it: the device tree refuses nothing, but pool/ never creates it): its
+// mapping_root is the device tree root, its transaction_id the transaction
+// id. Replay applies the last one found; the superblock holds the value as of
+// its checkpoint. (A record kind of its own would be cleaner; this keeps the
+// journal's on-disk record set unchanged.)
+inline constexpr ThinId kPoolRootsThin{UINT64_MAX};
+
 struct StoreStatus {
   uint64_t metadata_blocks = 0, metadata_used = 0, metadata_free = 0;
   uint64_t data_blocks = 0, data_used = 0, data_free = 0;
@@ -80,6 +89,9 @@ struct StoreStatus {
   StoreMode mode = StoreMode::write;
   MBlock device_tree_root;  // MBlock(0): no device tree yet
   uint64_t transaction_id = 0;
+  // Since open: for group-commit figures.
+  uint64_t journal_commits = 0, journal_batches = 0, journal_writes = 0;
+  uint64_t checkpoints = 0;
 };
 
 // One finding of check(): what is wrong, on one line.
