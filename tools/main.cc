@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tools/bench_command.h"
+#include "tools/pool_command.h"
 #include "tools/sim_command.h"
 #include "tools/size_arg.h"
 
@@ -112,6 +113,24 @@ int run(int argc, char** argv) {
       ->required();
   bench_metadata->add_flag("--json", metadata_args.json, "print one JSON object");
 
+  // --- pool administration ----------------------------------------------------
+  FormatArgs format_args;
+  std::string format_bs_text = "64k", format_meta_text;
+  CLI::App* format = app.add_subcommand("format", "format a new pool on a device (or a pair)");
+  format->add_option("--device", format_args.devices.device, "metadata (and data) device")
+      ->required();
+  format->add_option("--data-device", format_args.devices.data_device, "separate data device");
+  format->add_option("--block-size", format_bs_text, "data block size (e.g. 64k)");
+  format->add_option("--metadata-size", format_meta_text, "metadata area of a one-device pool");
+  format->add_flag("--force", format_args.force, "overwrite an existing pool");
+  PoolDeviceArgs status_args, check_args;
+  CLI::App* status = app.add_subcommand("status", "print a pool's geometry and space use");
+  status->add_option("--device", status_args.device, "metadata device")->required();
+  status->add_option("--data-device", status_args.data_device, "separate data device");
+  CLI::App* check = app.add_subcommand("check", "verify a pool's metadata and reference counts");
+  check->add_option("--device", check_args.device, "metadata device")->required();
+  check->add_option("--data-device", check_args.data_device, "separate data device");
+
   const std::string bad_word = unknown_command_word(app, argc, argv);
   if (!bad_word.empty()) return usage_error(bad_word + " (see thinp --help)");
 
@@ -135,6 +154,19 @@ int run(int argc, char** argv) {
     sweep_args.seeds = *seeds;
     return run_sim_sweep(sweep_args);
   }
+  if (format->parsed()) {
+    auto bs = parse_size(format_bs_text);
+    if (!bs.ok()) return usage_error(bs.status().message());
+    format_args.data_block_bytes = *bs;
+    if (!format_meta_text.empty()) {
+      auto ms = parse_size(format_meta_text);
+      if (!ms.ok()) return usage_error(ms.status().message());
+      format_args.metadata_bytes = *ms;
+    }
+    return run_format(format_args);
+  }
+  if (status->parsed()) return run_status(status_args);
+  if (check->parsed()) return run_check(check_args);
   if (bench_metadata->parsed()) return run_metadata_bench_command(metadata_args);
   if (bench->parsed()) {
     if (bench_args.device.empty()) return usage_error("bench needs --device PATH (or the metadata verb)");
