@@ -140,7 +140,12 @@ Status MetadataStoreImpl::persist_superblock(const journal::JournalPosition& tai
   sb_.journal_tail_lsn = tail.lsn;
   sb_.checkpoint_lsn = tail.lsn - 1;
   sb_.clean_shutdown = clean;
+  // Written twice, to both slots: the checkpointer releases the ring up to
+  // `tail` as soon as this returns, and a lost write (docs/format.md 4.1)
+  // must not roll the pool back to a superblock naming released ring space.
+  // With both slots naming `tail`, losing either write is harmless.
   Status s = write_superblock(metadata_, sb_);
+  if (s.ok()) s = write_superblock(metadata_, sb_);
   sb_mu_.unlock();
   if (!s.ok()) failed_ = true;
   return s;

@@ -381,5 +381,64 @@ TEST(MetadataStore, GroupCommitBatchesConcurrentCommitters) {
   });
 }
 
+// Figures for docs: metadata IOs per commit with N concurrent committers
+// (trace count), and the (virtual) time to open a pool whose journal is
+// nearly full. Asserts only what must hold: batching, and that open works.
+TEST(MetadataStore, FiguresIosPerCommitAndOpenTimeWithFullJournal) {
+  for (int committers : {1, 4, 16}) {
+    World w(21);
+    ASSERT_TRUE(w.format().ok());
+    ASSERT_TRUE(w.open().ok());
+    const size_t first_event = w.trace.events().size();
+    for (int i = 0; i < committers; ++i) {
+      w.sched->spawn("committer", [&w, i, committers] {
+        for (int k = 0; k < 64 / committers; ++k) {
+          ASSERT_TRUE(create_thin(*w.store, 1 + i * 100 + k, 1).ok());
+        }
+      });
+    }
+    ASSERT_EQ(w.sched->run(), sim::RunOutcome::idle);
+    uint64_t writes = 0, flushes = 0;
+    for (size_t i = first_event; i < w.trace.events().size(); ++i) {
+      const sim::TraceEvent& e = w.trace.events()[i];
+      if (e.kind != sim::TraceKind::submit) continue;
+      writes += e.op == IoOp::write;
+      flushes += e.op == IoOp::flush;
+    }
+    const StoreStatus st = w.store->status();
+    std::printf("figures: %d committers, 64 commits: %llu metadata writes + %llu flushes "
+                "(%.2f IOs per commit), %llu journal batches\n",
+                committers, (unsigned long long)writes, (unsigned long long)flushes,
+                double(writes + flushes) / 64.0, (unsigned long long)st.journal_batches);
+    if (committers > 1) EXPECT_LT(st.journal_batches, 64u);
+    expect_clean(w);
+  }
+  // A nearly full journal (no checkpoint since open), then a crash and open.
+  World w(22);
+  FormatOptions f = small_format();
+  f.journal_blocks = 256;
+  ASSERT_TRUE(w.format(f).ok());
+  ASSERT_TRUE(w.open().ok());
+  uint64_t thins = 0;
+  w.run([&] {
+    while (w.store->status().journal_used_blocks + 8 < w.store->status().journal_blocks &&
+           w.store->status().checkpoints == 1) {
+      ASSERT_TRUE(create_thin(*w.store, ++thins, 1).ok());
+    }
+  });
+  const uint64_t used = w.store->status().journal_used_blocks;
+  w.crash();
+  const Nanos before = w.sched->now();
+  ASSERT_TRUE(w.open().ok());
+  const Nanos took = w.sched->now() - before;
+  std::printf("figures: open with %llu of 256 journal blocks in use (%llu transactions): "
+              "%.3f ms virtual\n",
+              (unsigned long long)used, (unsigned long long)thins, took.count() / 1e6);
+  std::map<uint64_t, uint64_t> found;
+  w.run([&] { found = thins_of(*w.store); });
+  EXPECT_EQ(found.size(), thins);
+  expect_clean(w);
+}
+
 }  // namespace
 }  // namespace thinp::pool
