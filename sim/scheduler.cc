@@ -156,10 +156,11 @@ void Scheduler::unpark(TaskId id) {
   Task& t = *it->second;
   if (t.parked && !t.resume_queued) {
     make_runnable(id);
-  } else if (!t.parked) {
-    t.wake_pending = true;  // the task is running or runnable: remember the wake-up
+  } else {
+    // Running, runnable, or sleeping (its timer will resume it): remember the
+    // wake-up so that its next park() returns at once, as runtime.h promises.
+    t.wake_pending = true;
   }
-  // parked with a resume queued (sleeping): the timer will wake it.
 }
 
 void Scheduler::schedule_at(Nanos when, std::function<void()> callback) {

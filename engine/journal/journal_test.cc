@@ -192,7 +192,9 @@ TEST(Journal, RecordApplierSeesLogicalRecordsInLsnOrderBeforeCommitReturns) {
   std::vector<Lsn> applied;
   uint64_t commits_seen = 0;
   w.journal->set_record_applier([&](const Record& r, Lsn lsn) {
-    if (!applied.empty()) EXPECT_GT(lsn, applied.back());
+    if (!applied.empty()) {
+      EXPECT_GT(lsn, applied.back());
+    }
     EXPECT_GT(lsn, w.journal->durable_lsn());  // applied before it is durable
     applied.push_back(lsn);
     commits_seen += std::holds_alternative<Commit>(r) ? 1 : 0;

@@ -132,7 +132,9 @@ TEST(SpaceMapCheckpoint, JournalCheckpointCrashRecoverGivesTheLiveMaps) {
     live.participant->pages_durable();
     for (int i = 0; i < 60; ++i) {
       transact(live, i % 3, 1 + i % 7, i % 4 == 3, allocated);
-      if (i % 17 == 16) ASSERT_TRUE(live.checkpointer->checkpoint().ok());
+      if (i % 17 == 16) {
+        ASSERT_TRUE(live.checkpointer->checkpoint().ok());
+      }
     }
   });
   ASSERT_GT(live.participant->pages_written(), 21u);
