@@ -47,6 +47,26 @@ int fuzz_block_header(const uint8_t* data, size_t size);
 Status check_block_header(const uint8_t* data, size_t size);
 std::vector<FuzzSeed> seeds_block_header();
 
+int fuzz_data_space_map_page(const uint8_t* data, size_t size);
+Status check_data_space_map_page(const uint8_t* data, size_t size);
+std::vector<FuzzSeed> seeds_data_space_map_page();
+
+int fuzz_device_node(const uint8_t* data, size_t size);
+Status check_device_node(const uint8_t* data, size_t size);
+std::vector<FuzzSeed> seeds_device_node();
+
+int fuzz_journal_block(const uint8_t* data, size_t size);
+Status check_journal_block(const uint8_t* data, size_t size);
+std::vector<FuzzSeed> seeds_journal_block();
+
+int fuzz_mapping_node(const uint8_t* data, size_t size);
+Status check_mapping_node(const uint8_t* data, size_t size);
+std::vector<FuzzSeed> seeds_mapping_node();
+
+int fuzz_metadata_space_map_page(const uint8_t* data, size_t size);
+Status check_metadata_space_map_page(const uint8_t* data, size_t size);
+std::vector<FuzzSeed> seeds_metadata_space_map_page();
+
 struct FuzzTarget {
   std::string_view name;  // also the corpus directory: fuzz/corpus/<name>/
   int (*fuzz)(const uint8_t*, size_t);

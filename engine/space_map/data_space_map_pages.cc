@@ -133,8 +133,12 @@ Status DataSpaceMap::decode_page(uint64_t page, std::span<const std::byte> bytes
   for (uint32_t i = 0; i < extent_count; ++i) {
     uint64_t length = 0;
     uint64_t count = 0;
+    const size_t at = offset;
     if (!get_varint(bytes, offset, end, length) || !get_varint(bytes, offset, end, count)) {
       return bad("extent " + std::to_string(i) + " runs past the payload");
+    }
+    if (offset - at != varint_bytes(length) + varint_bytes(count)) {
+      return bad("extent " + std::to_string(i) + " has an over-long varint");
     }
     if (length == 0 || length > range_length - covered) {
       return bad("extent " + std::to_string(i) + " has bad length " + std::to_string(length));
@@ -153,6 +157,9 @@ Status DataSpaceMap::decode_page(uint64_t page, std::span<const std::byte> bytes
     if (count == 0) free_blocks += length;
   }
   if (offset != end) return bad("payload has trailing bytes");
+  for (size_t i = end; i < bytes.size(); ++i) {
+    if (bytes[i] != std::byte{0}) return bad("non-zero bytes after the payload");
+  }
   if (covered != range_length) {
     return bad("extents cover " + std::to_string(covered) + " of " +
                std::to_string(range_length) + " blocks");

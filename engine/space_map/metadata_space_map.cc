@@ -319,6 +319,9 @@ Status MetadataSpaceMap::decode_chunk(uint64_t chunk, std::span<const std::byte>
     free_count += v == 0 ? 1 : 0;
     used += v == 0 ? 0 : 1;
   }
+  for (size_t off = kMetadataChunkHeaderEnd + 4 * n; off < page.size(); ++off) {
+    if (page[off] != std::byte{0}) return bad("non-zero bytes after the counts");
+  }
   if (free_count != get_u32(page, kOffFreeCount)) {
     return bad("free count " + std::to_string(get_u32(page, kOffFreeCount)) + " but " +
                std::to_string(free_count) + " entries are zero");
