@@ -79,7 +79,8 @@ void print_status(const pool::StoreStatus& s, const std::string& device) {
   std::printf("transaction id: %llu, device tree root: m:%llu\n",
               (unsigned long long)s.transaction_id,
               (unsigned long long)s.device_tree_root.value());
-  std::printf("flags: needs_check=%s\n", s.needs_check ? "yes" : "no");
+  std::printf("flags: last shutdown %s, needs_check=%s\n", s.clean_shutdown ? "clean" : "unclean (journal recovered)",
+              s.needs_check ? "yes" : "no");
 }
 
 }  // namespace

@@ -63,7 +63,8 @@ MetadataStoreImpl::MetadataStoreImpl(Runtime& rt, BlockDevice& metadata, BlockDe
       staging_(rt, "metadata staging"),
       sb_mu_(rt, "superblock"),
       root_(sb.device_details_root),
-      transaction_id_(sb.transaction_id.value()) {}
+      transaction_id_(sb.transaction_id.value()),
+      opened_clean_(sb.clean_shutdown) {}
 
 MetadataStoreImpl::~MetadataStoreImpl() = default;
 
@@ -232,7 +233,7 @@ StoreStatus MetadataStoreImpl::status() const {
   s.journal_used_blocks = journal_->used_blocks();
   s.durable_lsn = journal_->durable_lsn();
   s.checkpoint_lsn = sb_.checkpoint_lsn;
-  s.clean_shutdown = sb_.clean_shutdown;
+  s.clean_shutdown = opened_clean_;
   s.needs_check = sb_.needs_check;
   s.mode = mode();
   s.device_tree_root = root_;

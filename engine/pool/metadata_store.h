@@ -85,6 +85,8 @@ struct StoreStatus {
   uint64_t data_block_bytes = 0;
   uint64_t journal_blocks = 0, journal_used_blocks = 0;
   Lsn durable_lsn, checkpoint_lsn;
+  // clean_shutdown: what the superblock said when the pool was opened (the
+  // store clears it on disk while open).
   bool clean_shutdown = false, needs_check = false;
   StoreMode mode = StoreMode::write;
   MBlock device_tree_root;  // MBlock(0): no device tree yet

@@ -183,6 +183,7 @@ TEST(MetadataStore, FormatOpenCloseRoundTrip) {
   w.boot();
   ASSERT_TRUE(w.open().ok());
   EXPECT_EQ(w.store->status().metadata_used, st.metadata_used);
+  EXPECT_TRUE(w.store->status().clean_shutdown);
   w.run([&] { ASSERT_TRUE(w.store->close().ok()); });
   w.boot();
   Status again = w.format();
@@ -204,6 +205,7 @@ TEST(MetadataStore, AcknowledgedTransactionSurvivesCrash) {
   expect_clean(w);
   w.crash();
   ASSERT_TRUE(w.open().ok());
+  EXPECT_FALSE(w.store->status().clean_shutdown);
   std::map<uint64_t, uint64_t> thins;
   w.run([&] { thins = thins_of(*w.store); });
   EXPECT_EQ(thins, (std::map<uint64_t, uint64_t>{{1, 10}, {2, 5}}));
@@ -410,7 +412,9 @@ TEST(MetadataStore, FiguresIosPerCommitAndOpenTimeWithFullJournal) {
                 "(%.2f IOs per commit), %llu journal batches\n",
                 committers, (unsigned long long)writes, (unsigned long long)flushes,
                 double(writes + flushes) / 64.0, (unsigned long long)st.journal_batches);
-    if (committers > 1) EXPECT_LT(st.journal_batches, 64u);
+    if (committers > 1) {
+      EXPECT_LT(st.journal_batches, 64u);
+    }
     expect_clean(w);
   }
   // A nearly full journal (no checkpoint since open), then a crash and open.
