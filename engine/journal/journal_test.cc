@@ -55,6 +55,35 @@ TEST(Journal, CommitIsDurableOnReturnAndReachesTheCacheWithItsLsn) {
 
 // However much metadata a transaction dirties, its commit costs one journal
 // write (a single multi-block FUA write) and no page write.
+// stage() applies in memory and returns without writing; make_durable()
+// then writes the batch. Two staged transactions share one journal write.
+TEST(Journal, StageAppliesWithoutWritingAndMakeDurableWritesOneBatch) {
+  World w(WorldConfig{});
+  w.open_fresh();
+  w.run_task([&] {
+    Transaction a;
+    ASSERT_TRUE(w.write_test_page(a, 0, 1, 1, true).ok());
+    Result<Lsn> first = w.journal->stage(a);
+    ASSERT_TRUE(first.ok()) << first.status().to_string();
+    EXPECT_EQ(*first, Lsn(2));  // page write 1, commit 2
+    Transaction b;
+    b.add(DataRangeAlloc{DBlock(10), 4, ThinId(1)});
+    Result<Lsn> second = w.journal->stage(b);
+    ASSERT_TRUE(second.ok());
+    EXPECT_EQ(*second, Lsn(4));
+    EXPECT_EQ(w.journal->durable_lsn(), Lsn(0));
+    EXPECT_EQ(ring_writes(w), 0u);
+    cache::PageRef page = w.cache.pin(MBlock(kPageBase), BlockType::test_page).value();
+    EXPECT_EQ(page.page_lsn(), Lsn(1));  // in the cache already
+    page.reset();
+    ASSERT_TRUE(w.journal->make_durable(*second).ok());
+    EXPECT_EQ(w.journal->durable_lsn(), Lsn(4));
+    EXPECT_EQ(ring_writes(w), 1u);
+    EXPECT_TRUE(durable_commit_lsns(w).count(Lsn(2)));
+    EXPECT_TRUE(durable_commit_lsns(w).count(Lsn(4)));
+  });
+}
+
 TEST(Journal, OneJournalWritePerCommitHoweverManyPagesAreDirty) {
   WorldConfig cfg;
   cfg.ring_blocks = 512;

@@ -210,6 +210,13 @@ Result<uint32_t> MetadataTxnImpl::max_ref_count(DBlock begin, uint64_t length) {
 
 Result<journal::Transaction> MetadataTxnImpl::build() {
   TP_ASSERT(!done_);
+  // Every written page is pinned at once until the journal has it: more
+  // than the cache holds would wait forever for an unpin.
+  if (pages_.size() + 1 > state_.cache->capacity()) {
+    return Status(Errc::invalid_argument,
+                  "transaction writes " + std::to_string(pages_.size()) +
+                      " pages; the cache holds " + std::to_string(state_.cache->capacity()));
+  }
   journal::Transaction txn;
   for (const journal::Record& r : records_) txn.add(r);
   if (roots_changed_) {
