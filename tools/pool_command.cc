@@ -77,9 +77,9 @@ void print_status(const pool::StoreStatus& s, const std::string& device) {
               (unsigned long long)s.journal_used_blocks, (unsigned long long)s.journal_blocks,
               (unsigned long long)s.durable_lsn.value());
   std::printf("transaction id: %llu, device tree root: m:%llu\n",
-              (unsigned long long)s.transaction_id,
-              (unsigned long long)s.device_tree_root.value());
-  std::printf("flags: last shutdown %s, needs_check=%s\n", s.clean_shutdown ? "clean" : "unclean (journal recovered)",
+              (unsigned long long)s.transaction_id, (unsigned long long)s.device_tree_root.value());
+  std::printf("flags: last shutdown %s, needs_check=%s\n",
+              s.clean_shutdown ? "clean" : "unclean (journal recovered)",
               s.needs_check ? "yes" : "no");
 }
 

@@ -11,8 +11,8 @@ namespace thinp::pool {
 
 Result<thinp::PageRef> CommittedNodes::read(MBlock block, BlockType expected) {
   if (block.value() >= meta_.nr_blocks() || meta_.refcount(block) == 0) {
-    return Status(Errc::corruption, "read of unallocated metadata block m:" +
-                                        std::to_string(block.value()));
+    return Status(Errc::corruption,
+                  "read of unallocated metadata block m:" + std::to_string(block.value()));
   }
   TP_ASSIGN_OR_RETURN(cache::PageRef ref, cache_.pin(block, expected));
   auto page = std::make_shared<Page>();
@@ -83,27 +83,27 @@ void MetadataStoreImpl::apply_record(const journal::Record& record, Lsn lsn) {
 Status MetadataStoreImpl::check_journal_end(Lsn last_recovered) const {
   for (uint64_t c = 0; c < space_map::MetadataSpaceMap::chunks_for(meta_.nr_blocks()); ++c) {
     if (meta_.chunk_lsn(c) > last_recovered) {
-      return Status(Errc::corruption,
-                    "journal ends at " + std::to_string(last_recovered.value()) +
-                        " but metadata space map page " + std::to_string(c) + " has LSN " +
-                        std::to_string(meta_.chunk_lsn(c).value()) + ": journal corrupt");
+      return Status(Errc::corruption, "journal ends at " + std::to_string(last_recovered.value()) +
+                                          " but metadata space map page " + std::to_string(c) +
+                                          " has LSN " + std::to_string(meta_.chunk_lsn(c).value()) +
+                                          ": journal corrupt");
     }
   }
   for (uint64_t p = 0; p < data_.page_count(); ++p) {
     if (data_.page_lsn(p) > last_recovered) {
-      return Status(Errc::corruption,
-                    "journal ends at " + std::to_string(last_recovered.value()) +
-                        " but data space map page " + std::to_string(p) + " has LSN " +
-                        std::to_string(data_.page_lsn(p).value()) + ": journal corrupt");
+      return Status(Errc::corruption, "journal ends at " + std::to_string(last_recovered.value()) +
+                                          " but data space map page " + std::to_string(p) +
+                                          " has LSN " + std::to_string(data_.page_lsn(p).value()) +
+                                          ": journal corrupt");
     }
   }
   return ok_status();
 }
 
 Status MetadataStoreImpl::start() {
-  TP_ASSIGN_OR_RETURN(const journal::JournalPosition tail,
-                      journal::locate_tail(metadata_, ring_, sb_.journal_tail_block,
-                                           sb_.journal_tail_lsn));
+  TP_ASSIGN_OR_RETURN(
+      const journal::JournalPosition tail,
+      journal::locate_tail(metadata_, ring_, sb_.journal_tail_block, sb_.journal_tail_lsn));
   StoreVisitor visitor([this](const journal::Record& r, Lsn lsn) { apply_record(r, lsn); });
   Result<journal::RecoveryResult> recovered =
       journal::recover(metadata_, ring_, cache_, tail, visitor);
@@ -113,10 +113,9 @@ Status MetadataStoreImpl::start() {
   journal::JournalOptions jopts;
   jopts.use_fua = options_.journal_use_fua;
   jopts.unsafe_skip_durability = options_.unsafe_skip_durability;
-  journal_ = std::make_unique<journal::Journal>(rt_, metadata_, ring_, cache_, jopts,
-                                                recovered->resume);
-  journal_->set_record_applier(
-      [this](const journal::Record& r, Lsn lsn) { apply_record(r, lsn); });
+  journal_ =
+      std::make_unique<journal::Journal>(rt_, metadata_, ring_, cache_, jopts, recovered->resume);
+  journal_->set_record_applier([this](const journal::Record& r, Lsn lsn) { apply_record(r, lsn); });
   participant_ = std::make_unique<space_map::SpaceMapCheckpoint>(metadata_, meta_, data_);
   checkpointer_ = std::make_unique<journal::Checkpointer>(
       rt_, *journal_, cache_,

@@ -134,8 +134,7 @@ class MetadataStore {
   // one-device pool). Errors: not_found (no pool on the device), unsupported
   // (newer format), corruption, io_error; each message is one line.
   static Result<std::unique_ptr<MetadataStore>> open(Runtime& rt, BlockDevice& metadata,
-                                                     BlockDevice* data,
-                                                     const OpenOptions& options);
+                                                     BlockDevice* data, const OpenOptions& options);
 
   virtual std::unique_ptr<MetadataTxn> begin() = 0;
   // Commits and waits until durable; returns the commit's LSN. The

@@ -31,7 +31,8 @@ void MetadataStoreImpl::check_metadata_counts(const std::map<MBlock, uint32_t>& 
                        std::to_string(m.actual) + ", referenced " + std::to_string(m.expected) +
                        " times";
     if (m.actual > m.expected) what += m.expected == 0 ? " (leaked)" : " (count too high)";
-    if (m.actual < m.expected) what += m.actual == 0 ? " (referenced while free)" : " (count too low)";
+    if (m.actual < m.expected)
+      what += m.actual == 0 ? " (referenced while free)" : " (count too low)";
     findings.push_back({what});
   }
 }
@@ -56,15 +57,16 @@ Result<std::vector<CheckFinding>> MetadataStoreImpl::check() {
   space_map::DataRefTally tally;
   for (const RangeCounts::Segment& s : census.data.segments()) {
     if (s.end > data_.nr_blocks()) {
-      findings.push_back({"data blocks d:" + std::to_string(s.begin) + "..d:" +
-                          std::to_string(s.end - 1) + " are mapped but lie outside the data device"});
+      findings.push_back({"data blocks d:" + std::to_string(s.begin) +
+                          "..d:" + std::to_string(s.end - 1) +
+                          " are mapped but lie outside the data device"});
       continue;
     }
     tally.add(DBlock(s.begin), s.end - s.begin, s.count);
   }
   for (const space_map::DataRefMismatch& m : data_.diff(tally)) {
-    std::string what = "data blocks d:" + std::to_string(m.begin.value()) + "..d:" +
-                       std::to_string(m.begin.value() + m.length - 1) + " have count " +
+    std::string what = "data blocks d:" + std::to_string(m.begin.value()) +
+                       "..d:" + std::to_string(m.begin.value() + m.length - 1) + " have count " +
                        std::to_string(m.actual) + ", referenced " + std::to_string(m.expected) +
                        " times";
     if (m.actual > m.expected) what += m.expected == 0 ? " (leaked)" : " (count too high)";

@@ -27,8 +27,8 @@ Status write_region(BlockDevice& dev, MBlock first, uint64_t blocks,
       const space_map::EncodedPage& p = pages[next_page++];
       TP_ASSERT_GE(p.location, chunk_begin);
       TP_ASSERT_EQ(p.bytes.size(), kMetadataBlockBytes);
-      std::memcpy(buf.data() + (p.location - chunk_begin) * kMetadataBlockBytes,
-                  p.bytes.data(), kMetadataBlockBytes);
+      std::memcpy(buf.data() + (p.location - chunk_begin) * kMetadataBlockBytes, p.bytes.data(),
+                  kMetadataBlockBytes);
     }
     TP_RETURN_IF_ERROR(dev.write(chunk_begin.value() * kMetadataBlockBytes, buf.span()));
     done += n;
@@ -45,14 +45,16 @@ Result<Geometry> format_geometry(BlockDevice& metadata, BlockDevice* data,
   }
   uint64_t meta_bytes = options.metadata_bytes;
   if (meta_bytes == 0) {  // ~1.5% of the device, within [1 MiB, 16 GiB]
-    meta_bytes = std::clamp(metadata.size_bytes() / 64, kDefaultMetadataBytesMin,
-                            kDefaultMetadataBytesMax);
+    meta_bytes =
+        std::clamp(metadata.size_bytes() / 64, kDefaultMetadataBytesMin, kDefaultMetadataBytesMax);
   }
   meta_bytes -= meta_bytes % kMetadataBlockBytes;
   return geometry_for_one_device(metadata.size_bytes(), meta_bytes, options.data_block_bytes);
 }
 
-space_map::PageRegion region_of(const BlockRange& r) { return space_map::PageRegion{r.begin, r.blocks}; }
+space_map::PageRegion region_of(const BlockRange& r) {
+  return space_map::PageRegion{r.begin, r.blocks};
+}
 
 space_map::DataGeometry data_geometry_of(const Superblock& sb) {
   return space_map::DataGeometry{sb.geometry.data_blocks, sb.layout.data_blocks_per_space_map_page,
@@ -61,8 +63,9 @@ space_map::DataGeometry data_geometry_of(const Superblock& sb) {
 
 // The data space map and its pages on disk after the erase.
 Status write_space_maps(BlockDevice& dev, const Geometry& geometry, const Layout& layout) {
-  TP_ASSIGN_OR_RETURN(auto meta, space_map::MetadataSpaceMap::create(
-                                     geometry.metadata_blocks, region_of(layout.metadata_space_map)));
+  TP_ASSIGN_OR_RETURN(auto meta,
+                      space_map::MetadataSpaceMap::create(geometry.metadata_blocks,
+                                                          region_of(layout.metadata_space_map)));
   // Superblock slots, journal and both maps' regions: everything before the
   // tree pool is in use from the start.
   meta.mark_used_at_format(MBlock(0), layout.tree_pool.begin.value());
@@ -78,19 +81,20 @@ Status write_space_maps(BlockDevice& dev, const Geometry& geometry, const Layout
 Status check_device_sizes(const Superblock& sb, BlockDevice& metadata, BlockDevice* data) {
   const Geometry& g = sb.geometry;
   if (metadata.size_bytes() < g.metadata_bytes()) {
-    return Status(Errc::invalid_argument,
-                  metadata.name() + " is smaller (" + std::to_string(metadata.size_bytes()) +
-                      " bytes) than the pool's metadata area (" +
-                      std::to_string(g.metadata_bytes()) + " bytes)");
+    return Status(Errc::invalid_argument, metadata.name() + " is smaller (" +
+                                              std::to_string(metadata.size_bytes()) +
+                                              " bytes) than the pool's metadata area (" +
+                                              std::to_string(g.metadata_bytes()) + " bytes)");
   }
   if (g.data_on_metadata_device) {
     if (data != nullptr) {
-      return Status(Errc::invalid_argument,
-                    "the pool on " + metadata.name() + " keeps its data on the same device; "
-                                                       "no data device expected");
+      return Status(Errc::invalid_argument, "the pool on " + metadata.name() +
+                                                " keeps its data on the same device; "
+                                                "no data device expected");
     }
     if (metadata.size_bytes() < g.data_offset_bytes + g.data_bytes()) {
-      return Status(Errc::invalid_argument, metadata.name() + " is smaller than the pool's data area");
+      return Status(Errc::invalid_argument,
+                    metadata.name() + " is smaller than the pool's data area");
     }
     return ok_status();
   }
@@ -134,13 +138,12 @@ Status MetadataStore::format(Runtime& rt, BlockDevice& metadata, BlockDevice* da
   if (!options.force) {
     Result<Superblock> existing = read_superblock(metadata);
     if (existing.ok()) {
-      return Status(Errc::already_exists, metadata.name() +
-                                              " already holds a thinp pool (uuid " +
+      return Status(Errc::already_exists, metadata.name() + " already holds a thinp pool (uuid " +
                                               uuid_string(existing->uuid) + "); use --force");
     }
     if (existing.status().code() != Errc::not_found) {
-      return existing.status().with_context(
-          "refusing to format " + metadata.name() + " without --force");
+      return existing.status().with_context("refusing to format " + metadata.name() +
+                                            " without --force");
     }
   }
   TP_RETURN_IF_ERROR(erase_superblocks(metadata));
@@ -163,9 +166,8 @@ Result<std::unique_ptr<MetadataStore>> MetadataStore::open(Runtime& rt, BlockDev
   if (!meta.ok()) return meta.status().with_context("metadata space map");
   auto data_map = space_map::DataSpaceMap::load(data_geometry_of(sb), reader);
   if (!data_map.ok()) return data_map.status().with_context("data space map");
-  auto store = std::make_unique<MetadataStoreImpl>(rt, metadata, data, options, sb,
-                                                   std::move(meta).value(),
-                                                   std::move(data_map).value());
+  auto store = std::make_unique<MetadataStoreImpl>(
+      rt, metadata, data, options, sb, std::move(meta).value(), std::move(data_map).value());
   TP_RETURN_IF_ERROR(store->start());
   return std::unique_ptr<MetadataStore>(std::move(store));
 }

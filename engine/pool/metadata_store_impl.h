@@ -106,7 +106,7 @@ class MetadataStoreImpl final : public MetadataStore {
   MBlock root_;    // committed (applied) roots
   uint64_t transaction_id_ = 0;
   std::deque<RootsAt> roots_history_;  // applied, maybe not yet durable
-  bool opened_clean_ = false;  // the superblock's clean_shutdown at open
+  bool opened_clean_ = false;          // the superblock's clean_shutdown at open
   bool closed_ = false;
   bool failed_ = false;
 };

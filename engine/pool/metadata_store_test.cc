@@ -271,9 +271,9 @@ TEST(MetadataStore, CrashAtAnyInstantKeepsAcknowledgedAndAtomic) {
     std::map<uint64_t, uint64_t> thins;
     w.run([&] { thins = thins_of(*w.store); });
     ASSERT_GE(thins.size(), acknowledged) << "seed " << seed;
-    if (seed <= 3) std::printf("seed %llu: %llu acknowledged, %zu recovered\n",
-                               (unsigned long long)seed, (unsigned long long)acknowledged,
-                               thins.size());
+    if (seed <= 3)
+      std::printf("seed %llu: %llu acknowledged, %zu recovered\n", (unsigned long long)seed,
+                  (unsigned long long)acknowledged, thins.size());
     uint64_t t = 1, used = 0;
     for (const auto& [thin, mapped] : thins) {
       EXPECT_EQ(thin, t++) << "seed " << seed;  // a prefix: commits are ordered
@@ -408,10 +408,11 @@ TEST(MetadataStore, FiguresIosPerCommitAndOpenTimeWithFullJournal) {
       flushes += e.op == IoOp::flush;
     }
     const StoreStatus st = w.store->status();
-    std::printf("figures: %d committers, 64 commits: %llu metadata writes + %llu flushes "
-                "(%.2f IOs per commit), %llu journal batches\n",
-                committers, (unsigned long long)writes, (unsigned long long)flushes,
-                double(writes + flushes) / 64.0, (unsigned long long)st.journal_batches);
+    std::printf(
+        "figures: %d committers, 64 commits: %llu metadata writes + %llu flushes "
+        "(%.2f IOs per commit), %llu journal batches\n",
+        committers, (unsigned long long)writes, (unsigned long long)flushes,
+        double(writes + flushes) / 64.0, (unsigned long long)st.journal_batches);
     if (committers > 1) {
       EXPECT_LT(st.journal_batches, 64u);
     }
@@ -435,9 +436,10 @@ TEST(MetadataStore, FiguresIosPerCommitAndOpenTimeWithFullJournal) {
   const Nanos before = w.sched->now();
   ASSERT_TRUE(w.open().ok());
   const Nanos took = w.sched->now() - before;
-  std::printf("figures: open with %llu of 256 journal blocks in use (%llu transactions): "
-              "%.3f ms virtual\n",
-              (unsigned long long)used, (unsigned long long)thins, took.count() / 1e6);
+  std::printf(
+      "figures: open with %llu of 256 journal blocks in use (%llu transactions): "
+      "%.3f ms virtual\n",
+      (unsigned long long)used, (unsigned long long)thins, took.count() / 1e6);
   std::map<uint64_t, uint64_t> found;
   w.run([&] { found = thins_of(*w.store); });
   EXPECT_EQ(found.size(), thins);

@@ -155,8 +155,7 @@ std::vector<MetadataTxnImpl::Piece> MetadataTxnImpl::staged_pieces(uint64_t begi
 // Every block of the range must have a count >= need_after + (its staged
 // delta) ... i.e. committed + staged >= need_after. Checked against the map
 // with the equivalent committed-only bound.
-Status MetadataTxnImpl::check_data_range(DBlock begin, uint64_t length,
-                                         int64_t need_after) const {
+Status MetadataTxnImpl::check_data_range(DBlock begin, uint64_t length, int64_t need_after) const {
   if (length == 0) return Status(Errc::invalid_argument, "data range of length 0");
   if (begin.value() >= state_.data->nr_blocks() ||
       length > state_.data->nr_blocks() - begin.value()) {
@@ -200,8 +199,8 @@ Result<uint32_t> MetadataTxnImpl::max_ref_count(DBlock begin, uint64_t length) {
   }
   int64_t best = 0;
   for (const Piece& p : staged_pieces(begin.value(), length)) {
-    best = std::max<int64_t>(best, int64_t(state_.data->max_refcount(DBlock(p.begin), p.length)) +
-                                       p.delta);
+    best = std::max<int64_t>(
+        best, int64_t(state_.data->max_refcount(DBlock(p.begin), p.length)) + p.delta);
   }
   return static_cast<uint32_t>(best);
 }
@@ -213,9 +212,9 @@ Result<journal::Transaction> MetadataTxnImpl::build() {
   // Every written page is pinned at once until the journal has it: more
   // than the cache holds would wait forever for an unpin.
   if (pages_.size() + 1 > state_.cache->capacity()) {
-    return Status(Errc::invalid_argument,
-                  "transaction writes " + std::to_string(pages_.size()) +
-                      " pages; the cache holds " + std::to_string(state_.cache->capacity()));
+    return Status(Errc::invalid_argument, "transaction writes " + std::to_string(pages_.size()) +
+                                              " pages; the cache holds " +
+                                              std::to_string(state_.cache->capacity()));
   }
   journal::Transaction txn;
   for (const journal::Record& r : records_) txn.add(r);

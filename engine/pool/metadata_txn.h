@@ -103,7 +103,7 @@ class MetadataTxnImpl final : public MetadataTxn, public NodeStore, public DataR
   CommittedState state_;
   std::map<MBlock, StagedPage> pages_;
   std::map<MBlock, int64_t> meta_delta_;
-  std::set<MBlock> meta_reserved_;  // reserved by allocate(), not yet applied
+  std::set<MBlock> meta_reserved_;                       // reserved by allocate(), not yet applied
   std::vector<journal::DataRangeRefDelta> data_deltas_;  // allocations as +1 too
   std::vector<journal::DataRangeAlloc> data_reserved_;
   std::vector<journal::Record> records_;
