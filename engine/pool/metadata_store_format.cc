@@ -12,6 +12,7 @@ namespace {
 constexpr uint64_t kRegionWriteBytes = uint64_t(4) << 20;  // per IO when writing a region
 constexpr uint64_t kDefaultMetadataBytesMin = uint64_t(1) << 20;
 constexpr uint64_t kDefaultMetadataBytesMax = uint64_t(16) << 30;
+constexpr int kSuperblockReadRetries = 2;
 
 // Writes blocks [first, first + blocks) of `dev`: each block is the page in
 // `pages` that lives there, or zero. In chunks of kRegionWriteBytes, no FLUSH.
@@ -158,7 +159,18 @@ Status MetadataStore::format(Runtime& rt, BlockDevice& metadata, BlockDevice* da
 Result<std::unique_ptr<MetadataStore>> MetadataStore::open(Runtime& rt, BlockDevice& metadata,
                                                            BlockDevice* data,
                                                            const OpenOptions& options) {
-  TP_ASSIGN_OR_RETURN(const Superblock sb, read_superblock(metadata));
+  // A read error of one slot is reported as corruption when the other slot
+  // holds no pool (read_superblock cannot tell), so a failed read is retried
+  // before the pool is called corrupt: real corruption reads the same again.
+  Result<Superblock> read = read_superblock(metadata);
+  for (int retry = 0; retry < kSuperblockReadRetries && !read.ok() &&
+                      (read.status().code() == Errc::corruption ||
+                       read.status().code() == Errc::io_error);
+       ++retry) {
+    read = read_superblock(metadata);
+  }
+  if (!read.ok()) return read.status();
+  const Superblock sb = std::move(read).value();
   TP_RETURN_IF_ERROR(check_device_sizes(sb, metadata, data));
   const space_map::PageReader reader = device_reader(metadata);
   auto meta = space_map::MetadataSpaceMap::load(sb.geometry.metadata_blocks,
