@@ -338,6 +338,33 @@ TEST(MetadataStore, CorruptJournalBlockNeverCrashesOpen) {
   }
 }
 
+// check() verifies every reachable node: a mapping node corrupted on disk is
+// a finding (one line), not an error or a crash; the pool still opens.
+TEST(MetadataStore, CheckReportsACorruptMappingNode) {
+  World w(6);
+  ASSERT_TRUE(w.format().ok());
+  ASSERT_TRUE(w.open().ok());
+  MBlock mapping_root;
+  w.run([&] {
+    ASSERT_TRUE(create_thin(*w.store, 1, 4).ok());
+    ASSERT_TRUE(create_thin(*w.store, 2, 4).ok());
+    DeviceTree dt = DeviceTree::open(w.store->committed_nodes(), w.store->device_tree_root());
+    mapping_root = dt.lookup(ThinId(2)).value().mapping_root;
+    ASSERT_TRUE(w.store->close().ok());
+  });
+  w.boot();
+  w.flip(mapping_root, 100);
+  ASSERT_TRUE(w.open().ok());
+  w.run([&] {
+    auto findings = w.store->check();
+    ASSERT_TRUE(findings.ok()) << findings.status().to_string();
+    ASSERT_EQ(findings->size(), 1u);
+    EXPECT_NE((*findings)[0].what.find("tree walk failed"), std::string::npos)
+        << (*findings)[0].what;
+    EXPECT_EQ((*findings)[0].what.find('\n'), std::string::npos);
+  });
+}
+
 // N tasks commit at once: group commit writes fewer journal blocks than N.
 TEST(MetadataStore, GroupCommitBatchesConcurrentCommitters) {
   World w(9);
