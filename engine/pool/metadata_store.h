@@ -104,7 +104,13 @@ struct CheckFinding {
 class MetadataStore;
 
 // A transaction being staged. Obtained from MetadataStore::begin(); must end
-// with commit() or abort() on the store. Not shared between tasks.
+// with commit() or abort() on the store. Not shared between tasks. The store
+// must outlive it. One destroyed otherwise (its task unwound by a simulated
+// crash) gives back its reservations but leaves the staging lock held: the
+// store is then only fit to be discarded. Every page a transaction writes is
+// pinned in the cache from commit() until the journal has it, so a
+// transaction may write fewer pages than OpenOptions::cache_pages
+// (invalid_argument otherwise).
 class MetadataTxn {
  public:
   virtual ~MetadataTxn() = default;
