@@ -2,12 +2,14 @@
 #include "scenarios/scenario.h"
 
 #include "scenarios/disk_scenario.h"
+#include "scenarios/journal_scenario.h"
 
 namespace thinp::scenarios {
 
 const std::vector<ScenarioInfo>& all_scenarios() {
   static const std::vector<ScenarioInfo> list = {
       {"disk", "simulated disk vs its model: cache, flush/FUA, crashes, swarm faults", &run_disk_scenario, kDiskScenarioDefaultOps},
+      {"journal", "MetadataStore transactions from concurrent tasks, crashes, recovery to a commit prefix", &run_journal_scenario, kJournalScenarioDefaultOps},
   };
   return list;
 }
