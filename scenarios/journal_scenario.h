@@ -35,7 +35,7 @@
 
 namespace thinp::scenarios {
 
-inline constexpr uint64_t kJournalScenarioDefaultOps = 500;
+inline constexpr uint64_t kJournalScenarioDefaultOps = 1200;
 
 // Runs one seed; `options.ops` is the number of transactions attempted.
 // Recognised bug: "journal-no-durability" opens the store with
