@@ -11,7 +11,8 @@ namespace {
 std::string describe_thin_difference(ThinId id, const ThinModel& expected, const ThinModel& found) {
   std::ostringstream os;
   os << id << " (expected " << expected.runs.size() << " runs, " << expected.mapped_blocks()
-     << " mapped; found " << found.runs.size() << " runs, " << found.mapped_blocks() << " mapped): ";
+     << " mapped; found " << found.runs.size() << " runs, " << found.mapped_blocks()
+     << " mapped): ";
   if (!details_match(expected.details, found.details)) {
     os << "details expected " << format_details(expected.details) << " found "
        << format_details(found.details);
@@ -217,8 +218,8 @@ Result<RecoveredPrefix> CommitOracle::recover(const PoolModel& found,
   std::ostringstream os;
   os << "after recovery: ";
   if (found_transaction_id < t0 || found_transaction_id > t0 + entries_.size()) {
-    os << "transaction id " << found_transaction_id << " is not that of any prefix (ids "
-       << t0 << ".." << t0 + entries_.size() << ", " << entries_.size() << " commits staged)";
+    os << "transaction id " << found_transaction_id << " is not that of any prefix (ids " << t0
+       << ".." << t0 + entries_.size() << ", " << entries_.size() << " commits staged)";
     return Status(Errc::corruption, os.str());
   }
   r.prefix = found_transaction_id - t0;

@@ -73,7 +73,7 @@ struct JournalRun {
   JournalCounts counts;
   Digest digest;
   std::string failure;
-  bool closed_cleanly = false;     // the final boot closed the store
+  bool closed_cleanly = false;       // the final boot closed the store
   int64_t last_open_ns = 2'000'000;  // how long the last open took (virtual)
   sim::Scheduler* sched = nullptr;   // the current boot's, for request_stop()
 
@@ -86,8 +86,8 @@ struct JournalRun {
 
   void fail(std::string why) {
     if (!failure.empty()) return;
-    failure = "seed " + std::to_string(options.seed) + " boot " +
-              std::to_string(counts.boots - 1) + ": " + std::move(why);
+    failure = "seed " + std::to_string(options.seed) + " boot " + std::to_string(counts.boots - 1) +
+              ": " + std::move(why);
     if (sched) sched->request_stop();
   }
   void log(const std::string& line) const {
@@ -307,7 +307,8 @@ bool JournalBoot::open_and_verify() {
     return false;
   }
   store_ = std::move(opened).value();
-  if (kind_ != BootKind::recovery_cut) run_.last_open_ns = std::max<int64_t>(sched_.now().count(), 1);
+  if (kind_ != BootKind::recovery_cut)
+    run_.last_open_ns = std::max<int64_t>(sched_.now().count(), 1);
   Result<PoolModel> found = read_pool(*store_);
   if (!found.ok()) {
     expected_error(found.status(), "reading the recovered pool", run_.counts.verify_skips);
@@ -426,8 +427,8 @@ void JournalBoot::run_txn(Random& rng) {
   commit_txn(std::move(txn), std::move(next), *kind, std::move(what));
 }
 
-void JournalBoot::commit_txn(std::unique_ptr<pool::MetadataTxn> txn, PoolModel next,
-                             TxnKind kind, std::string what) {
+void JournalBoot::commit_txn(std::unique_ptr<pool::MetadataTxn> txn, PoolModel next, TxnKind kind,
+                             std::string what) {
   const uint64_t txn_id = next.transaction_id;
   const size_t index = run_.oracle.stage(std::move(next), what);
   ++run_.counts.staged;
@@ -469,15 +470,14 @@ std::string summary_line(const JournalRun& run) {
   };
   os << "ops=" << c.ops << " commits=" << c.staged << " acknowledged=" << c.acknowledged
      << " commit_failures=" << c.commit_failures << " withdrawn=" << c.withdrawn
-     << " read_checks=" << c.read_checks
-     << " no_space=" << c.no_space << " boots=" << c.boots << " crashes=" << c.crashes
-     << " recovery_cuts=" << c.recovery_cuts << " recoveries=" << c.recoveries << " prefixes=["
-     << c.prefixes << "] lost_in_flight=" << c.lost_in_flight << " checks=" << c.checks
+     << " read_checks=" << c.read_checks << " no_space=" << c.no_space << " boots=" << c.boots
+     << " crashes=" << c.crashes << " recovery_cuts=" << c.recovery_cuts
+     << " recoveries=" << c.recoveries << " prefixes=[" << c.prefixes
+     << "] lost_in_flight=" << c.lost_in_flight << " checks=" << c.checks
      << " checkpoints=" << c.checkpoints << " open_failures=" << c.open_failures
-     << " store_failures=" << c.store_failures << " io_errors=" << c.io_errors
-     << " slow=" << c.slow << " disk_writes=" << c.disk_writes << " fua=" << c.fua_writes
-     << " flushes=" << c.flushes << " journal_commits=" << c.journal_commits
-     << " journal_writes=" << c.journal_writes
+     << " store_failures=" << c.store_failures << " io_errors=" << c.io_errors << " slow=" << c.slow
+     << " disk_writes=" << c.disk_writes << " fua=" << c.fua_writes << " flushes=" << c.flushes
+     << " journal_commits=" << c.journal_commits << " journal_writes=" << c.journal_writes
      << " journal_writes_per_commit=" << ratio(c.journal_writes, c.journal_commits)
      << " commits_per_batch=" << ratio(c.journal_commits, c.journal_batches)
      << " disk_writes_per_commit=" << ratio(c.disk_writes + c.fua_writes, c.acknowledged)
@@ -553,7 +553,8 @@ ScenarioResult run_journal_scenario(const ScenarioOptions& options) {
   bool skip_durability = false;
   for (const std::string& bug : options.bugs) {
     if (bug != "journal-no-durability") {
-      result.failure = "unknown bug '" + bug + "' for scenario journal (known: journal-no-durability)";
+      result.failure =
+          "unknown bug '" + bug + "' for scenario journal (known: journal-no-durability)";
       return result;
     }
     skip_durability = true;
@@ -561,14 +562,15 @@ ScenarioResult run_journal_scenario(const ScenarioOptions& options) {
   Random root(options.seed);
   Random plan_rng = root.fork();
   JournalRun run(options, root);
-  run.total_ops = std::max<uint64_t>(options.ops != 0 ? options.ops : kJournalScenarioDefaultOps, 2);
+  run.total_ops =
+      std::max<uint64_t>(options.ops != 0 ? options.ops : kJournalScenarioDefaultOps, 2);
   run.plan = make_plan(plan_rng, run.total_ops, skip_durability);
   const uint64_t data_offset =
       (run.plan.metadata_blocks * kMetadataBlockBytes + run.plan.data_block_bytes - 1) /
       run.plan.data_block_bytes * run.plan.data_block_bytes;
   const uint64_t device_bytes = data_offset + run.plan.data_blocks * run.plan.data_block_bytes;
-  run.media = std::make_unique<sim::DiskMedia>(run.plan.sector_bytes,
-                                               device_bytes / run.plan.sector_bytes);
+  run.media =
+      std::make_unique<sim::DiskMedia>(run.plan.sector_bytes, device_bytes / run.plan.sector_bytes);
   run.trace = std::make_unique<sim::IoTrace>(sim::TraceOptions{.keep_events = false});
   run.trace->set_observer([&run](const sim::TraceEvent& ev) {
     if (run.options.verbose) run.log(sim::format_event(ev, /*with_sector_hashes=*/false));

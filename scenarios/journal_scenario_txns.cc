@@ -221,11 +221,13 @@ TxnKind feasible_kind(TxnKind kind, const PoolModel& pool, const TxnLimits& limi
   const bool any_thin = !pool.thins.empty();
   const bool free_id = pool.thins.size() < limits.thin_ids;
   switch (kind) {
-    case TxnKind::create: return free_id ? kind : TxnKind::map;
+    case TxnKind::create:
+      return free_id ? kind : TxnKind::map;
     case TxnKind::snapshot:
       if (!any_thin) return TxnKind::create;
       return free_id ? kind : TxnKind::remove;
-    default: return any_thin ? kind : TxnKind::create;
+    default:
+      return any_thin ? kind : TxnKind::create;
   }
 }
 
@@ -233,12 +235,18 @@ TxnKind feasible_kind(TxnKind kind, const PoolModel& pool, const TxnLimits& limi
 
 const char* txn_kind_name(TxnKind k) {
   switch (k) {
-    case TxnKind::create: return "create";
-    case TxnKind::map: return "map";
-    case TxnKind::unmap: return "unmap";
-    case TxnKind::snapshot: return "snapshot";
-    case TxnKind::remove: return "delete";
-    case TxnKind::read_check: return "read";
+    case TxnKind::create:
+      return "create";
+    case TxnKind::map:
+      return "map";
+    case TxnKind::unmap:
+      return "unmap";
+    case TxnKind::snapshot:
+      return "snapshot";
+    case TxnKind::remove:
+      return "delete";
+    case TxnKind::read_check:
+      return "read";
   }
   return "?";
 }
@@ -252,16 +260,26 @@ Result<TxnKind> stage_txn(pool::MetadataTxn& txn, TxnKind kind, Random& rng,
   TP_ASSIGN_OR_RETURN(DeviceTree devices, open_device_tree(txn));
   Staging s{txn, rng, limits, pool, what, devices, pool.transaction_id + 1};
   switch (kind) {
-    case TxnKind::create: TP_RETURN_IF_ERROR(stage_create(s, *free_thin_id(pool, rng, limits))); break;
-    case TxnKind::map: TP_RETURN_IF_ERROR(stage_map(s, pick_thin(pool, rng))); break;
-    case TxnKind::unmap: TP_RETURN_IF_ERROR(stage_unmap(s, pick_thin(pool, rng))); break;
+    case TxnKind::create:
+      TP_RETURN_IF_ERROR(stage_create(s, *free_thin_id(pool, rng, limits)));
+      break;
+    case TxnKind::map:
+      TP_RETURN_IF_ERROR(stage_map(s, pick_thin(pool, rng)));
+      break;
+    case TxnKind::unmap:
+      TP_RETURN_IF_ERROR(stage_unmap(s, pick_thin(pool, rng)));
+      break;
     case TxnKind::snapshot: {
       const ThinId origin = pick_thin(pool, rng);
       TP_RETURN_IF_ERROR(stage_snapshot(s, origin, *free_thin_id(pool, rng, limits)));
       break;
     }
-    case TxnKind::remove: TP_RETURN_IF_ERROR(stage_remove(s, pick_thin(pool, rng))); break;
-    case TxnKind::read_check: TP_RETURN_IF_ERROR(stage_read_check(s, pick_thin(pool, rng))); return kind;
+    case TxnKind::remove:
+      TP_RETURN_IF_ERROR(stage_remove(s, pick_thin(pool, rng)));
+      break;
+    case TxnKind::read_check:
+      TP_RETURN_IF_ERROR(stage_read_check(s, pick_thin(pool, rng)));
+      return kind;
   }
   txn.set_device_tree_root(s.devices.root());
   txn.set_transaction_id(s.transaction_id);
