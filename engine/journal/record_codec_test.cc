@@ -46,7 +46,8 @@ TEST(RecordCodec, RoundTripsEveryKind) {
     ASSERT_TRUE(back.ok()) << back.status().to_string();
     EXPECT_TRUE(same(r, *back)) << "kind " << r.index();
   }
-  const auto& d = std::get<DeviceDetailsUpdate>(sample_records()[5]);
+  const std::vector<Record> samples = sample_records();  // kept alive: d refers into it
+  const auto& d = std::get<DeviceDetailsUpdate>(samples[5]);
   std::vector<std::byte> bytes;
   encode_record(d, bytes);
   const auto back = std::get<DeviceDetailsUpdate>(decode_record(bytes).value());
