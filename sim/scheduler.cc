@@ -1,15 +1,14 @@
 #include "sim/scheduler.h"
 
-#include <boost/coroutine2/coroutine.hpp>
-#include <boost/coroutine2/protected_fixedsize_stack.hpp>
 #include <exception>
 #include <sstream>
 
+#include "engine/fiber/task_coroutine.h"
 #include "engine/base/assert.h"
 
 namespace thinp::sim {
 
-using Coroutine = boost::coroutines2::coroutine<void>;
+using fiber::Coroutine;
 
 struct Scheduler::Task {
   TaskId id;
@@ -62,19 +61,10 @@ TaskId Scheduler::spawn(std::string name, std::function<void()> body) {
   task->id = id;
   task->name = std::move(name);
   Task* raw = task.get();
-  task->coroutine = std::make_unique<Coroutine::push_type>(
-      boost::coroutines2::protected_fixedsize_stack(stack_bytes_),
-      [this, raw, body = std::move(body)](Coroutine::pull_type& to_scheduler) {
-        raw->yield_to = &to_scheduler;
-        try {
-          body();
-        } catch (const boost::context::detail::forced_unwind&) {
-          throw;  // teardown: let the stack unwind
-        } catch (const std::exception& e) {
-          failure_ = "task " + raw->name + " threw: " + e.what();
-          request_stop();
-        } catch (...) {
-          failure_ = "task " + raw->name + " threw a non-standard exception";
+  task->coroutine = fiber::make_task_coroutine(
+      stack_bytes_, raw->name, std::move(body), &raw->yield_to, [this, raw](std::string failure) {
+        if (!failure.empty()) {
+          failure_ = std::move(failure);
           request_stop();
         }
         raw->finished = true;

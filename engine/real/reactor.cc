@@ -2,8 +2,6 @@
 
 #include <liburing.h>
 
-#include <boost/coroutine2/coroutine.hpp>
-#include <boost/coroutine2/protected_fixedsize_stack.hpp>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -11,11 +9,12 @@
 #include <exception>
 #include <sstream>
 
+#include "engine/fiber/task_coroutine.h"
 #include "engine/base/assert.h"
 
 namespace thinp::real {
 
-using Coroutine = boost::coroutines2::coroutine<void>;
+using fiber::Coroutine;
 
 struct Reactor::Task {
   TaskId id;
@@ -140,19 +139,10 @@ TaskId Reactor::spawn(std::string name, std::function<void()> body) {
   task->id = id;
   task->name = std::move(name);
   Task* raw = task.get();
-  task->coroutine = std::make_unique<Coroutine::push_type>(
-      boost::coroutines2::protected_fixedsize_stack(stack_bytes_),
-      [this, raw, body = std::move(body)](Coroutine::pull_type& to_loop) {
-        raw->yield_to = &to_loop;
-        try {
-          body();
-        } catch (const boost::context::detail::forced_unwind&) {
-          throw;  // teardown: let the stack unwind
-        } catch (const std::exception& e) {
-          failure_ = "task " + raw->name + " threw: " + e.what();
-          request_stop();
-        } catch (...) {
-          failure_ = "task " + raw->name + " threw a non-standard exception";
+  task->coroutine = fiber::make_task_coroutine(
+      stack_bytes_, raw->name, std::move(body), &raw->yield_to, [this, raw](std::string failure) {
+        if (!failure.empty()) {
+          failure_ = std::move(failure);
           request_stop();
         }
         raw->finished = true;
