@@ -24,11 +24,12 @@ enum class Errc : uint8_t {
   invalid_argument,  // the caller asked for something malformed
   not_found,
   already_exists,
-  read_only,         // the device or pool refuses writes
-  unsupported,       // e.g. a newer on-disk format version
-  busy,              // e.g. a device already in use
+  read_only,    // the device or pool refuses writes
+  unsupported,  // e.g. a newer on-disk format version
+  busy,         // e.g. a device already in use
   timed_out,
-  aborted,           // e.g. a task cancelled by a simulated crash
+  aborted,   // e.g. a task cancelled by a simulated crash
+  conflict,  // a compare-and-swap found another value; nothing changed
 };
 
 std::string_view errc_name(Errc e);
@@ -61,7 +62,7 @@ inline Status ok_status() { return Status(); }
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit on purpose
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit on purpose
   Result(Status status) : status_(std::move(status)) {  // NOLINT
     TP_ASSERT(!status_.ok());
   }
@@ -94,10 +95,10 @@ class [[nodiscard]] Result {
 }  // namespace thinp
 
 // Returns early from the enclosing function when `expr` (a Status) fails.
-#define TP_RETURN_IF_ERROR(expr)              \
-  do {                                        \
-    ::thinp::Status tp_status_ = (expr);      \
-    if (!tp_status_.ok()) return tp_status_;  \
+#define TP_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::thinp::Status tp_status_ = (expr);     \
+    if (!tp_status_.ok()) return tp_status_; \
   } while (0)
 
 #define TP_CONCAT_INNER(a, b) a##b

@@ -28,6 +28,15 @@ Result<uint32_t> CommittedNodes::ref_count(MBlock block) {
   return meta_.refcount(block);
 }
 
+Result<uint32_t> CommittedDataRefs::max_ref_count(DBlock begin, uint64_t length) {
+  if (length == 0 || begin.value() >= data_.nr_blocks() ||
+      length > data_.nr_blocks() - begin.value()) {
+    return Status(Errc::corruption, "data range d:" + std::to_string(begin.value()) + "+" +
+                                        std::to_string(length) + " is outside the data device");
+  }
+  return data_.max_refcount(begin, length);
+}
+
 // --- Open ----------------------------------------------------------------------------
 
 namespace {
@@ -60,11 +69,13 @@ MetadataStoreImpl::MetadataStoreImpl(Runtime& rt, BlockDevice& metadata, BlockDe
       data_(std::move(data_map)),
       cache_(rt, metadata, cache::BlockCacheOptions{options.cache_pages, 32}),
       committed_nodes_(cache_, meta_),
+      committed_data_refs_(data_),
       staging_(rt, "metadata staging"),
       sb_mu_(rt, "superblock"),
       root_(sb.device_details_root),
       transaction_id_(sb.transaction_id.value()),
-      opened_clean_(sb.clean_shutdown) {}
+      opened_clean_(sb.clean_shutdown),
+      pinned_(sb.pinned_roots) {}
 
 MetadataStoreImpl::~MetadataStoreImpl() = default;
 
@@ -140,6 +151,10 @@ Status MetadataStoreImpl::persist_superblock(const journal::JournalPosition& tai
   sb_.journal_tail_lsn = tail.lsn;
   sb_.checkpoint_lsn = tail.lsn - 1;
   sb_.clean_shutdown = clean;
+  sb_.pinned_roots.clear();
+  for (const PinnedRoot& p : pinned_) {
+    if (p.pinned_lsn < tail.lsn) sb_.pinned_roots.push_back(p);
+  }
   // Written twice, to both slots: the checkpointer releases the ring up to
   // `tail` as soon as this returns, and a lost write (docs/format.md 4.1)
   // must not roll the pool back to a superblock naming released ring space.
@@ -147,7 +162,10 @@ Status MetadataStoreImpl::persist_superblock(const journal::JournalPosition& tai
   Status s = write_superblock(metadata_, sb_);
   if (s.ok()) s = write_superblock(metadata_, sb_);
   sb_mu_.unlock();
-  if (!s.ok()) failed_ = true;
+  if (!s.ok()) {
+    failed_ = true;
+    if (failure_.ok()) failure_ = s;
+  }
   return s;
 }
 
@@ -159,7 +177,13 @@ std::unique_ptr<MetadataTxn> MetadataStoreImpl::begin() {
       CommittedState{&cache_, &meta_, &data_, root_, transaction_id_});
 }
 
-Result<Lsn> MetadataStoreImpl::commit(std::unique_ptr<MetadataTxn> txn) {
+void MetadataStoreImpl::note_error(const Status& s) {
+  if (s.code() != Errc::io_error && s.code() != Errc::corruption) return;
+  failed_ = true;
+  if (failure_.ok()) failure_ = s;
+}
+
+Result<Lsn> MetadataStoreImpl::stage_and_release(std::unique_ptr<MetadataTxn> txn) {
   TP_ASSERT(txn != nullptr);
   TP_ASSERT_EQ(staging_.owner(), rt_.current_task());
   auto* t = static_cast<MetadataTxnImpl*>(txn.get());
@@ -167,27 +191,79 @@ Result<Lsn> MetadataStoreImpl::commit(std::unique_ptr<MetadataTxn> txn) {
     t->cancel();
     staging_.unlock();
     if (closed_) return Status(Errc::read_only, "metadata store is closed");
-    return Status(Errc::read_only, "metadata store has failed: " + journal_->failure().message());
+    if (mode() == StoreMode::read_only) {
+      return Status(Errc::read_only, "metadata store is read-only (needs_check is set)");
+    }
+    const Status& why = journal_->failure().ok() ? failure_ : journal_->failure();
+    return Status(Errc::read_only, "metadata store has failed: " + why.message());
   }
   Result<journal::Transaction> built = t->build();
   if (!built.ok()) {
     t->cancel();
     staging_.unlock();
+    note_error(built.status());
     return built.status();
   }
   Result<Lsn> staged = journal_->stage(*built);
   if (!staged.ok()) {
     t->cancel();
     staging_.unlock();
+    // A stage() that failed reclaiming ring space (a checkpoint's IO error)
+    // leaves the journal itself healthy: the store fails here.
+    note_error(staged.status());
     return staged.status();
   }
   t->handed_over();
   txn.reset();
+  committed_lsn_ = *staged;
   // Applied in memory: the next transaction may stage while this one's
   // journal write is in flight (group commit).
   staging_.unlock();
-  TP_RETURN_IF_ERROR(journal_->make_durable(*staged));
   return *staged;
+}
+
+Result<Lsn> MetadataStoreImpl::commit(std::unique_ptr<MetadataTxn> txn) {
+  TP_ASSIGN_OR_RETURN(const Lsn lsn, stage_and_release(std::move(txn)));
+  TP_RETURN_IF_ERROR(make_durable(lsn));
+  return lsn;
+}
+
+Result<Lsn> MetadataStoreImpl::commit_nowait(std::unique_ptr<MetadataTxn> txn) {
+  return stage_and_release(std::move(txn));
+}
+
+Status MetadataStoreImpl::make_durable(Lsn lsn) {
+  if (lsn <= journal_->durable_lsn()) return ok_status();
+  Status s = journal_->make_durable(lsn);
+  if (!s.ok()) note_error(s);
+  return s;
+}
+
+Result<std::vector<journal::DataRangeAlloc>> MetadataStoreImpl::reserve_data(ThinId owner,
+                                                                             uint64_t blocks) {
+  if (blocks == 0) return Status(Errc::invalid_argument, "reserve_data of 0 blocks");
+  return data_.reserve(owner, blocks);
+}
+
+void MetadataStoreImpl::release_data(const std::vector<journal::DataRangeAlloc>& runs) {
+  for (const journal::DataRangeAlloc& r : runs) data_.cancel(r);
+}
+
+Status MetadataStoreImpl::set_needs_check(const std::string& why) {
+  sb_mu_.lock();
+  needs_check_set_ = true;
+  if (failure_.ok()) failure_ = Status(Errc::corruption, why);
+  sb_.needs_check = true;
+  Status s = write_superblock(metadata_, sb_);
+  if (s.ok()) s = write_superblock(metadata_, sb_);
+  sb_mu_.unlock();
+  if (!s.ok()) failed_ = true;
+  return s;
+}
+
+void MetadataStoreImpl::set_pinned_roots(std::vector<PinnedRoot> roots) {
+  TP_ASSERT(roots.size() <= kQueryAreaCapacity);
+  pinned_ = std::move(roots);
 }
 
 void MetadataStoreImpl::abort(std::unique_ptr<MetadataTxn> txn) {
@@ -215,7 +291,7 @@ Status MetadataStoreImpl::close() {
 
 StoreMode MetadataStoreImpl::mode() const {
   if (failed_ || !journal_->failure().ok()) return StoreMode::failed;
-  if (closed_) return StoreMode::read_only;
+  if (closed_ || needs_check_set_) return StoreMode::read_only;
   return StoreMode::write;
 }
 

@@ -43,6 +43,7 @@
 #include "engine/base/status.h"
 #include "engine/base/units.h"
 #include "engine/btree/node_store.h"
+#include "engine/format/superblock.h"
 #include "engine/io/block_device.h"
 #include "engine/journal/record.h"
 #include "engine/runtime/runtime.h"
@@ -56,6 +57,7 @@ struct FormatOptions {
   uint64_t metadata_bytes = 0;
   uint64_t journal_blocks = 0;  // 0: the layout's default
   bool zero_new_blocks = true;
+  OutOfDataSpaceMode out_of_data_space = OutOfDataSpaceMode::queue;
   bool force = false;  // overwrite a device that already holds a pool
 };
 
@@ -68,6 +70,9 @@ struct OpenOptions {
   bool unsafe_skip_durability = false;
 };
 
+// write: accepting transactions. read_only: needs_check was set (the pool
+// found metadata it cannot trust) or the store is closed. failed: a metadata
+// IO error while committing or writing the superblock.
 enum class StoreMode { write, read_only, failed };
 
 // The pool's roots (device tree root and userland transaction id) are logged
@@ -122,6 +127,10 @@ class MetadataTxn {
   // no_space if the data device cannot hold them (nothing is allocated).
   virtual Result<std::vector<journal::DataRangeAlloc>> allocate_data(ThinId owner,
                                                                      uint64_t blocks) = 0;
+  // Takes over data runs reserved by MetadataStore::reserve_data(): their
+  // counts become 1 when the transaction commits; abort() gives them back.
+  // Either way the caller no longer owns them.
+  virtual void adopt_data(const std::vector<journal::DataRangeAlloc>& runs) = 0;
   virtual void set_device_tree_root(MBlock root) = 0;
   virtual MBlock device_tree_root() const = 0;  // as staged in this transaction
   virtual void set_transaction_id(uint64_t id) = 0;
@@ -148,12 +157,50 @@ class MetadataStore {
   // acknowledged (it may still be found by recovery if the journal write
   // reached the disk).
   virtual Result<Lsn> commit(std::unique_ptr<MetadataTxn> txn) = 0;
+  // commit() in two steps: commit_nowait() makes the changes visible to
+  // every later transaction and returns the commit's LSN without waiting for
+  // the journal write; make_durable(lsn) waits until it is durable. A pool
+  // write needs its mapping durable only at the next flush, so it commits
+  // without waiting and the flush waits for committed_lsn().
+  virtual Result<Lsn> commit_nowait(std::unique_ptr<MetadataTxn> txn) = 0;
+  virtual Status make_durable(Lsn lsn) = 0;
+  // The LSN of the last commit handed out (durable or not); Lsn(0) if none.
+  virtual Lsn committed_lsn() const = 0;
   // Drops a staged transaction: releases its reservations, nothing logged.
   virtual void abort(std::unique_ptr<MetadataTxn> txn) = 0;
 
+  // Data reservations outside any transaction, so that a writer can reserve
+  // blocks, write the data, and only then begin the transaction that maps
+  // them (the staging lock is never held across data IO). Never suspends;
+  // no IO. no_space when the data device cannot hold `blocks` more (nothing
+  // reserved). Hand the runs to MetadataTxn::adopt_data() or back with
+  // release_data().
+  virtual Result<std::vector<journal::DataRangeAlloc>> reserve_data(ThinId owner,
+                                                                    uint64_t blocks) = 0;
+  virtual void release_data(const std::vector<journal::DataRangeAlloc>& runs) = 0;
+
+  // Sets needs_check in the superblock (both slots, FUA) and stops the
+  // store accepting transactions (mode() read_only). Used by the pool when
+  // it finds metadata it cannot trust. An error if the superblock could not
+  // be written (the store is then failed).
+  virtual Status set_needs_check(const std::string& why) = 0;
+
+  // The query area: roots userland may read from the metadata device while
+  // the pool runs. A root is written to the superblock by the first
+  // checkpoint whose tail has passed its pinned_lsn (so every page of the
+  // tree is on disk by then); checkpoint() after set_pinned_roots() makes it
+  // visible at once. The caller keeps the pinned trees unchanged.
+  virtual void set_pinned_roots(std::vector<PinnedRoot> roots) = 0;
+  // What the superblock on disk names now.
+  virtual std::vector<PinnedRoot> published_pinned_roots() const = 0;
+
+  // The superblock as of the last write (geometry, flags, time).
+  virtual const Superblock& superblock() const = 0;
+
   // Reads outside a transaction (they see committed state).
   virtual MBlock device_tree_root() const = 0;
-  virtual NodeStore& committed_nodes() = 0;  // read-only use: read()/ref_count()
+  virtual NodeStore& committed_nodes() = 0;     // read-only use: read()/ref_count()
+  virtual DataRefs& committed_data_refs() = 0;  // read-only use: max_ref_count()
 
   virtual Status checkpoint() = 0;
   // Checkpoints and marks the pool cleanly shut down. The store accepts no

@@ -153,6 +153,7 @@ Status MetadataStore::format(Runtime& rt, BlockDevice& metadata, BlockDevice* da
   TP_RETURN_IF_ERROR(metadata.flush());
   Superblock sb = new_superblock(geometry, layout, rt.random());
   sb.zero_new_blocks = options.zero_new_blocks;
+  sb.out_of_data_space_mode = options.out_of_data_space;
   return write_superblock(metadata, sb);
 }
 
@@ -163,9 +164,9 @@ Result<std::unique_ptr<MetadataStore>> MetadataStore::open(Runtime& rt, BlockDev
   // holds no pool (read_superblock cannot tell), so a failed read is retried
   // before the pool is called corrupt: real corruption reads the same again.
   Result<Superblock> read = read_superblock(metadata);
-  for (int retry = 0; retry < kSuperblockReadRetries && !read.ok() &&
-                      (read.status().code() == Errc::corruption ||
-                       read.status().code() == Errc::io_error);
+  for (int retry = 0;
+       retry < kSuperblockReadRetries && !read.ok() &&
+       (read.status().code() == Errc::corruption || read.status().code() == Errc::io_error);
        ++retry) {
     read = read_superblock(metadata);
   }

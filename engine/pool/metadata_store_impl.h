@@ -52,6 +52,22 @@ class CommittedNodes final : public NodeStore {
   space_map::MetadataSpaceMap& meta_;
 };
 
+// Read-only DataRefs over the committed data space map.
+class CommittedDataRefs final : public DataRefs {
+ public:
+  explicit CommittedDataRefs(space_map::DataSpaceMap& data) : data_(data) {}
+  Status inc_range(DBlock, uint64_t) override { return refuse(); }
+  Status dec_range(DBlock, uint64_t) override { return refuse(); }
+  Result<uint32_t> max_ref_count(DBlock begin, uint64_t length) override;
+
+ private:
+  static Status refuse() {
+    return Status(Errc::read_only,
+                  "committed_data_refs() is read-only: change counts in a transaction");
+  }
+  space_map::DataSpaceMap& data_;
+};
+
 class MetadataStoreImpl final : public MetadataStore {
  public:
   MetadataStoreImpl(Runtime& rt, BlockDevice& metadata, BlockDevice* data,
@@ -66,8 +82,18 @@ class MetadataStoreImpl final : public MetadataStore {
   std::unique_ptr<MetadataTxn> begin() override;
   Result<Lsn> commit(std::unique_ptr<MetadataTxn> txn) override;
   void abort(std::unique_ptr<MetadataTxn> txn) override;
+  Result<Lsn> commit_nowait(std::unique_ptr<MetadataTxn> txn) override;
+  Status make_durable(Lsn lsn) override;
+  Lsn committed_lsn() const override { return committed_lsn_; }
+  Result<std::vector<journal::DataRangeAlloc>> reserve_data(ThinId owner, uint64_t blocks) override;
+  void release_data(const std::vector<journal::DataRangeAlloc>& runs) override;
+  Status set_needs_check(const std::string& why) override;
+  void set_pinned_roots(std::vector<PinnedRoot> roots) override;
+  std::vector<PinnedRoot> published_pinned_roots() const override { return sb_.pinned_roots; }
+  const Superblock& superblock() const override { return sb_; }
   MBlock device_tree_root() const override { return root_; }
   NodeStore& committed_nodes() override { return committed_nodes_; }
+  DataRefs& committed_data_refs() override { return committed_data_refs_; }
   Status checkpoint() override;
   Status close() override;
   StoreStatus status() const override;
@@ -84,6 +110,11 @@ class MetadataStoreImpl final : public MetadataStore {
   void apply_record(const journal::Record& record, Lsn lsn);
   // Writes the superblock naming `tail` and the roots as of the durable LSN.
   Status persist_superblock(const journal::JournalPosition& tail, bool clean);
+  // Stages `txn` (staging lock held on entry, released on return).
+  Result<Lsn> stage_and_release(std::unique_ptr<MetadataTxn> txn);
+  // An error from the journal or the superblock: IO errors and corruption
+  // fail the store; anything else (invalid_argument, no_space) does not.
+  void note_error(const Status& s);
   Status check_journal_end(Lsn last_recovered) const;
   void check_metadata_counts(const std::map<MBlock, uint32_t>& found,
                              std::vector<CheckFinding>& findings) const;
@@ -98,6 +129,7 @@ class MetadataStoreImpl final : public MetadataStore {
   space_map::DataSpaceMap data_;
   cache::BlockCache cache_;
   CommittedNodes committed_nodes_;
+  CommittedDataRefs committed_data_refs_;
   std::unique_ptr<journal::Journal> journal_;
   std::unique_ptr<space_map::SpaceMapCheckpoint> participant_;
   std::unique_ptr<journal::Checkpointer> checkpointer_;
@@ -109,6 +141,10 @@ class MetadataStoreImpl final : public MetadataStore {
   bool opened_clean_ = false;          // the superblock's clean_shutdown at open
   bool closed_ = false;
   bool failed_ = false;
+  Status failure_;                // why failed_ or needs_check_set_, if known
+  bool needs_check_set_ = false;  // set_needs_check() while open
+  Lsn committed_lsn_;
+  std::vector<PinnedRoot> pinned_;  // wanted in the query area
 };
 
 }  // namespace thinp::pool

@@ -122,12 +122,16 @@ Result<std::vector<journal::DataRangeAlloc>> MetadataTxnImpl::allocate_data(Thin
   if (blocks == 0) return Status(Errc::invalid_argument, "allocate_data of 0 blocks");
   TP_ASSIGN_OR_RETURN(std::vector<journal::DataRangeAlloc> runs,
                       state_.data->reserve(owner, blocks));
+  adopt_data(runs);
+  return runs;
+}
+
+void MetadataTxnImpl::adopt_data(const std::vector<journal::DataRangeAlloc>& runs) {
   for (const journal::DataRangeAlloc& r : runs) {
     data_reserved_.push_back(r);
     data_deltas_.push_back(journal::DataRangeRefDelta{r.begin, r.length, +1});
     records_.emplace_back(r);
   }
-  return runs;
 }
 
 std::vector<MetadataTxnImpl::Piece> MetadataTxnImpl::staged_pieces(uint64_t begin,

@@ -56,6 +56,7 @@ class MetadataTxnImpl final : public MetadataTxn, public NodeStore, public DataR
   DataRefs& data_refs() override { return *this; }
   Result<std::vector<journal::DataRangeAlloc>> allocate_data(ThinId owner,
                                                              uint64_t blocks) override;
+  void adopt_data(const std::vector<journal::DataRangeAlloc>& runs) override;
   void set_device_tree_root(MBlock root) override;
   MBlock device_tree_root() const override { return root_; }
   void set_transaction_id(uint64_t id) override;
