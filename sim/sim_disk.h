@@ -141,6 +141,10 @@ class SimDisk final : public BlockDevice {
   // How many times each fault was injected by this disk.
   uint64_t fault_count(FaultKind f) const { return fault_counts_[static_cast<size_t>(f)]; }
   const SimDiskOptions& options() const { return options_; }
+  // Replaces the fault settings for IO submitted from now on: for tests that
+  // drive a fault at a chosen moment (e.g. metadata writes failing after a
+  // pool is open). Each fault is still recorded in the trace as it happens.
+  void set_faults(const FaultConfig& faults) { options_.faults = faults; }
 
  private:
   // A request between submit() and completion.
