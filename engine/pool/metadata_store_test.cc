@@ -475,3 +475,62 @@ TEST(MetadataStore, FiguresIosPerCommitAndOpenTimeWithFullJournal) {
 
 }  // namespace
 }  // namespace thinp::pool
+
+namespace thinp::pool {
+namespace {
+
+// A commit that finds the ring full checkpoints to reclaim space; when that
+// checkpoint's IO fails, the store must fail (mode() failed, every later
+// commit refused), not stay writable with a journal it could not advance.
+TEST(MetadataStore, CommitFailingToReclaimRingSpaceFailsTheStore) {
+  World w(12);
+  FormatOptions f = small_format();
+  f.journal_blocks = 16;
+  ASSERT_TRUE(w.format(f).ok());
+  ASSERT_TRUE(w.open().ok());
+  Superblock sb;
+  w.run([&] { sb = read_superblock(*w.disk).value(); });
+  const uint64_t ring_begin = sb.layout.journal.begin.value() * kMetadataBlockBytes;
+  const uint64_t ring_end = sb.layout.journal.end().value() * kMetadataBlockBytes;
+  // Fill the ring with one-block commits, none of them checkpointed.
+  w.run([&] {
+    for (int i = 0; w.store->status().journal_used_blocks + 1 < f.journal_blocks; ++i) {
+      auto txn = w.store->begin();
+      ASSERT_TRUE(txn->allocate_data(ThinId(i), 1).ok());
+      ASSERT_TRUE(w.store->commit(std::move(txn)).ok());
+      ASSERT_LT(i, 100) << "the ring never filled";
+    }
+  });
+  const size_t first_event = w.trace.events().size();
+  sim::FaultConfig faults;
+  faults.write_error = 1.0;
+  w.disk->set_faults(faults);
+  Status commit_status, later_status;
+  w.run([&] {
+    for (int i = 0; i < 3 && commit_status.ok(); ++i) {
+      auto txn = w.store->begin();
+      ASSERT_TRUE(txn->allocate_data(ThinId(100 + i), 1).ok());
+      commit_status = w.store->commit(std::move(txn)).status();
+    }
+    auto txn = w.store->begin();
+    later_status = w.store->commit(std::move(txn)).status();
+  });
+  EXPECT_EQ(commit_status.code(), Errc::io_error) << commit_status.to_string();
+  EXPECT_EQ(w.store->mode(), StoreMode::failed);
+  EXPECT_EQ(later_status.code(), Errc::read_only) << later_status.to_string();
+  // The first write that failed was a checkpoint's, outside the ring: the
+  // reclaim path is the one this test exercised.
+  bool saw_failed_write = false;
+  for (size_t i = first_event; i < w.trace.events().size() && !saw_failed_write; ++i) {
+    const sim::TraceEvent& e = w.trace.events()[i];
+    if (e.kind == sim::TraceKind::complete && e.op == IoOp::write && e.status == Errc::io_error) {
+      saw_failed_write = true;
+      EXPECT_TRUE(e.offset_bytes < ring_begin || e.offset_bytes >= ring_end)
+          << "the first failed write was a journal write at " << e.offset_bytes;
+    }
+  }
+  EXPECT_TRUE(saw_failed_write);
+}
+
+}  // namespace
+}  // namespace thinp::pool

@@ -547,7 +547,13 @@ Status PoolImpl::write(ThinId thin, uint64_t offset, std::span<const std::byte> 
     }
     writes_in_place_ += e.length;
   }
-  if (pieces.empty()) return ok_status();
+  if (pieces.empty()) {
+    // FUA: the data is durable; so must be the mapping of a block
+    // provisioned by an earlier write that no flush has covered yet.
+    if (!fua) return ok_status();
+    Status s = store_->make_durable(store_->committed_lsn());
+    return s.ok() ? s : metadata_error(s);
+  }
   return write_new_blocks(*t, offset, in, pieces, fua);
 }
 
