@@ -10,9 +10,11 @@
 #include <vector>
 
 #include "tools/bench_command.h"
+#include "tools/bench_isolation.h"
 #include "tools/pool_command.h"
 #include "tools/sim_command.h"
 #include "tools/size_arg.h"
+#include "tools/thin_command.h"
 
 namespace thinp::tools {
 namespace {
@@ -77,7 +79,8 @@ int run(int argc, char** argv) {
   sim_run->add_option("--save-trace", run_args.save_trace, "save the IO trace to this file");
 
   std::string replay_trace;
-  CLI::App* sim_replay = sim->add_subcommand("replay", "re-check a saved IO trace against the model");
+  CLI::App* sim_replay =
+      sim->add_subcommand("replay", "re-check a saved IO trace against the model");
   sim_replay->add_option("--trace", replay_trace, "a trace saved by sim run --save-trace")
       ->required();
 
@@ -96,8 +99,7 @@ int run(int argc, char** argv) {
   CLI::App* bench = app.add_subcommand("bench", "benchmarks on a real device or file");
   bench->add_option("--device", bench_args.device, "file, loop device or block device");
   bench->add_flag("--raw", bench_args.raw, "drive the block device directly, without the engine");
-  bench->add_option("--workload", bench_args.workload, "randread|randwrite|read|write")
-;
+  bench->add_option("--workload", bench_args.workload, "randread|randwrite|read|write");
   bench->add_option("--bs", bs_text, "IO size (e.g. 4k)");
   bench->add_option("--qd", bench_args.queue_depth, "queue depth");
   bench->add_option("--seconds", bench_args.seconds, "run time");
@@ -113,6 +115,13 @@ int run(int argc, char** argv) {
       ->required();
   bench_metadata->add_flag("--json", metadata_args.json, "print one JSON object");
 
+  uint64_t isolation_seed = 1;
+  bool isolation_json = false;
+  CLI::App* bench_isolation = bench->add_subcommand(
+      "isolation", "simulator: thin B's latency with and without thin A's provisioning storm");
+  bench_isolation->add_option("--seed", isolation_seed, "seed");
+  bench_isolation->add_flag("--json", isolation_json, "print one JSON object");
+
   // --- pool administration ----------------------------------------------------
   FormatArgs format_args;
   std::string format_bs_text = "64k", format_meta_text;
@@ -124,12 +133,54 @@ int run(int argc, char** argv) {
   format->add_option("--metadata-size", format_meta_text, "metadata area of a one-device pool");
   format->add_flag("--force", format_args.force, "overwrite an existing pool");
   PoolDeviceArgs status_args, check_args;
-  CLI::App* status = app.add_subcommand("status", "print a pool's geometry and space use");
+  CLI::App* status =
+      app.add_subcommand("status", "print a pool's geometry, space use, mode and thins");
   status->add_option("--device", status_args.device, "metadata device")->required();
   status->add_option("--data-device", status_args.data_device, "separate data device");
   CLI::App* check = app.add_subcommand("check", "verify a pool's metadata and reference counts");
   check->add_option("--device", check_args.device, "metadata device")->required();
   check->add_option("--data-device", check_args.data_device, "separate data device");
+
+  // --- thins ---------------------------------------------------------------------
+  // Every thin verb names the pool's device(s); most name one thin.
+  auto add_devices = [](CLI::App* sub, PoolDeviceArgs& d) {
+    sub->add_option("--device", d.device, "metadata (and data) device")->required();
+    sub->add_option("--data-device", d.data_device, "separate data device");
+  };
+  auto add_thin = [&](CLI::App* sub, ThinArgs& t) {
+    add_devices(sub, t.devices);
+    sub->add_option("--thin", t.thin, "thin id")->required();
+  };
+  ThinArgs create_args, delete_args, write_args, read_args, mappings_args, pin_args, unpin_args;
+  std::string create_size_text, write_offset_text, write_input, read_offset_text, read_length_text,
+      read_output;
+  CLI::App* create = app.add_subcommand("create", "create a thin volume");
+  add_thin(create, create_args);
+  create->add_option("--size", create_size_text, "virtual size (e.g. 64M)")->required();
+  PoolDeviceArgs snapshot_devices;
+  uint64_t snapshot_origin = 0, snapshot_thin = 0;
+  CLI::App* snapshot = app.add_subcommand("snapshot", "snapshot a thin as a new thin");
+  add_devices(snapshot, snapshot_devices);
+  snapshot->add_option("--origin", snapshot_origin, "thin to snapshot")->required();
+  snapshot->add_option("--thin", snapshot_thin, "id of the new snapshot")->required();
+  CLI::App* del = app.add_subcommand("delete", "delete a thin (frees what only it maps)");
+  add_thin(del, delete_args);
+  CLI::App* write = app.add_subcommand("write", "write a file into a thin and flush it");
+  add_thin(write, write_args);
+  write->add_option("--offset", write_offset_text, "byte offset (e.g. 1M)")->required();
+  write->add_option("--input", write_input, "file to write (- for stdin)")->required();
+  CLI::App* read = app.add_subcommand("read", "read a byte range of a thin into a file");
+  add_thin(read, read_args);
+  read->add_option("--offset", read_offset_text, "byte offset (e.g. 1M)")->required();
+  read->add_option("--length", read_length_text, "bytes to read (e.g. 4M)")->required();
+  read->add_option("--output", read_output, "output file (- for stdout)")->required();
+  CLI::App* mappings =
+      app.add_subcommand("mappings", "print a pinned thin's mapped runs (works on a live pool)");
+  add_thin(mappings, mappings_args);
+  CLI::App* pin = app.add_subcommand("pin", "pin a thin's tree for thinp mappings");
+  add_thin(pin, pin_args);
+  CLI::App* unpin = app.add_subcommand("unpin", "release a pinned thin");
+  add_thin(unpin, unpin_args);
 
   const std::string bad_word = unknown_command_word(app, argc, argv);
   if (!bad_word.empty()) return usage_error(bad_word + " (see thinp --help)");
@@ -167,9 +218,34 @@ int run(int argc, char** argv) {
   }
   if (status->parsed()) return run_status(status_args);
   if (check->parsed()) return run_check(check_args);
+  if (create->parsed()) {
+    auto size = parse_size(create_size_text);
+    if (!size.ok()) return usage_error(size.status().message());
+    if (*size == 0) return usage_error("--size must be more than 0");
+    return run_create_thin(create_args, *size);
+  }
+  if (snapshot->parsed()) return run_snapshot(snapshot_devices, snapshot_origin, snapshot_thin);
+  if (del->parsed()) return run_delete_thin(delete_args);
+  if (write->parsed()) {
+    auto offset = parse_size(write_offset_text);
+    if (!offset.ok()) return usage_error(offset.status().message());
+    return run_write(write_args, *offset, write_input);
+  }
+  if (read->parsed()) {
+    auto offset = parse_size(read_offset_text);
+    if (!offset.ok()) return usage_error(offset.status().message());
+    auto length = parse_size(read_length_text);
+    if (!length.ok()) return usage_error(length.status().message());
+    return run_read(read_args, *offset, *length, read_output);
+  }
+  if (mappings->parsed()) return run_mappings(mappings_args);
+  if (pin->parsed()) return run_pin(pin_args);
+  if (unpin->parsed()) return run_unpin(unpin_args);
   if (bench_metadata->parsed()) return run_metadata_bench_command(metadata_args);
+  if (bench_isolation->parsed()) return run_isolation_bench_command(isolation_seed, isolation_json);
   if (bench->parsed()) {
-    if (bench_args.device.empty()) return usage_error("bench needs --device PATH (or the metadata verb)");
+    if (bench_args.device.empty())
+      return usage_error("bench needs --device PATH (or the metadata verb)");
     if (bench_args.workload.empty()) return usage_error("bench needs --workload");
     auto bs = parse_size(bs_text);
     if (!bs.ok()) return usage_error(bs.status().message());
