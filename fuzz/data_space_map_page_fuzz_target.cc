@@ -33,6 +33,7 @@ namespace {
 
 using space_map::DataGeometry;
 using space_map::DataSpaceMap;
+using space_map::kSlotsPerPage;
 using space_map::PageRegion;
 
 // Bounds the map the target builds around a page: pages before it, and
@@ -50,7 +51,7 @@ std::vector<std::byte> as_block(const uint8_t* data, size_t size) {
 }
 
 // The map a page claims to belong to: it is page `page` (the last), covering
-// `range_length` blocks, at geometry.region.first + page.
+// `range_length` blocks, in slot 0 of its page: geometry.region.first + 2 * page.
 struct ClaimedMap {
   uint64_t page = 0;
   DataGeometry geometry;
@@ -60,7 +61,7 @@ ClaimedMap claimed_map(std::span<const std::byte> block) {
   ClaimedMap m;
   const MBlock location = peek_block_header(block).location;
   m.page = get_u64(block, kOffPageIndex);
-  if (m.page > kPageIndexMax || location.value() < m.page) m.page = 0;
+  if (m.page > kPageIndexMax || location.value() < kSlotsPerPage * m.page) m.page = 0;
   uint64_t per_page = get_u64(block, kOffBlocksPerPage);
   if (per_page == 0 || per_page > kBlocksPerPageMax)
     per_page = space_map::kDefaultDataBlocksPerPage;
@@ -68,7 +69,7 @@ ClaimedMap claimed_map(std::span<const std::byte> block) {
   if (length == 0 || length > per_page) length = per_page;
   m.geometry.blocks_per_page = per_page;
   m.geometry.nr_blocks = m.page * per_page + length;
-  m.geometry.region = PageRegion{location - m.page, m.page + 1};
+  m.geometry.region = PageRegion{location - kSlotsPerPage * m.page, kSlotsPerPage * (m.page + 1)};
   return m;
 }
 
@@ -76,16 +77,19 @@ Result<DataSpaceMap> load_with(const ClaimedMap& m, std::span<const std::byte> p
   std::vector<space_map::EncodedPage> fresh =
       DataSpaceMap::create(m.geometry).value().encode_dirty_pages().value();
   return DataSpaceMap::load(m.geometry, [&](MBlock at) -> Result<std::vector<std::byte>> {
-    const uint64_t p = at - m.geometry.region.first;
-    if (p == m.page) return std::vector<std::byte>(page.begin(), page.end());
-    return fresh.at(p).bytes;
+    // Slot 1 of every page was never written.
+    const space_map::PageSlot ps = page_slot_of(m.geometry.region, at);
+    if (ps.slot != 0) return std::vector<std::byte>(kMetadataBlockBytes);
+    if (ps.page == m.page) return std::vector<std::byte>(page.begin(), page.end());
+    return fresh.at(ps.page).bytes;
   });
 }
 
-// Equal apart from the checksum (bytes 0-3) and the LSN (16-23).
+// Equal apart from the checksum (bytes 0-3), the location (8-15: the other
+// slot) and the LSN (16-23).
 bool same_but_lsn(std::span<const std::byte> a, std::span<const std::byte> b) {
   return a.size() == b.size() && a.size() >= kBlockHeaderBytes &&
-         std::equal(a.begin() + 4, a.begin() + 16, b.begin() + 4) &&
+         std::equal(a.begin() + 4, a.begin() + 8, b.begin() + 4) &&
          std::equal(a.begin() + 24, a.end(), b.begin() + 24);
 }
 
@@ -120,7 +124,7 @@ void load_and_recheck(std::span<const std::byte> page) {
   }
   Result<std::vector<space_map::EncodedPage>> out = map.encode_dirty_pages();
   fuzz_require(out.ok(), "an accepted page's extents no longer fit a page");
-  fuzz_require(out->size() == 1 && (*out)[0].location == m.geometry.region.first + m.page,
+  fuzz_require(out->size() == 1 && (*out)[0].location == m.geometry.region.slot_location(m.page, 1),
                "touching one page dirtied another");
   fuzz_require(same_but_lsn((*out)[0].bytes, page),
                "accepted data space map page does not re-encode to the same bytes");
@@ -138,9 +142,9 @@ void reseal(std::span<std::byte> block) { put_u32(block, 0, crc32c(block.subspan
 // allocations, shared ranges and a count at the maximum on that page.
 std::vector<std::byte> busy_last_page(uint64_t nr_blocks, uint64_t per_page, MBlock first) {
   DataGeometry g{nr_blocks, per_page,
-                 PageRegion{first, DataSpaceMap::pages_for(nr_blocks, per_page)}};
+                 PageRegion{first, kSlotsPerPage * DataSpaceMap::pages_for(nr_blocks, per_page)}};
   DataSpaceMap map = DataSpaceMap::create(g).value();
-  const uint64_t base = (g.region.capacity - 1) * per_page;
+  const uint64_t base = (g.region.page_capacity() - 1) * per_page;
   Lsn lsn(70);
   for (uint64_t b = base; b + 5 < nr_blocks; b += 9) {
     map.apply(journal::DataRangeAlloc{DBlock(b), 5, ThinId(b % 3)}, ++lsn);
@@ -176,7 +180,8 @@ Status check_data_space_map_page(const uint8_t* data, size_t size) {
 
 std::vector<FuzzSeed> seeds_data_space_map_page() {
   std::vector<FuzzSeed> seeds;
-  const DataGeometry one{5000, space_map::kDefaultDataBlocksPerPage, PageRegion{MBlock(30), 1}};
+  const DataGeometry one{5000, space_map::kDefaultDataBlocksPerPage,
+                         PageRegion{MBlock(30), space_map::kSlotsPerPage}};
   const std::vector<std::byte> fresh =
       DataSpaceMap::create(one).value().encode_dirty_pages().value()[0].bytes;
   const std::vector<std::byte> short_page = busy_last_page(2 * 600 + 250, 600, MBlock(40));

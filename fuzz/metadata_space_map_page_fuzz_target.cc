@@ -30,6 +30,7 @@ namespace {
 
 using space_map::kEntriesPerChunk;
 using space_map::kMetadataChunkHeaderEnd;
+using space_map::kSlotsPerPage;
 using space_map::MetadataSpaceMap;
 using space_map::PageRegion;
 
@@ -45,7 +46,7 @@ std::vector<std::byte> as_block(const uint8_t* data, size_t size) {
 }
 
 // The map a chunk page claims to belong to: it is chunk `chunk` (the last),
-// holding `entries` counts, at region.first + chunk.
+// holding `entries` counts, in slot 0 of its page: region.first + 2 * chunk.
 struct ClaimedMap {
   uint64_t chunk = 0;
   uint64_t entries = kEntriesPerChunk;
@@ -58,10 +59,10 @@ ClaimedMap claimed_map(std::span<const std::byte> page) {
   if (page.size() < kMetadataChunkHeaderEnd) return m;
   const MBlock location = peek_block_header(page).location;
   m.chunk = get_u64(page, kOffChunkIndex);
-  if (m.chunk > kChunkIndexMax || location.value() < m.chunk) m.chunk = 0;
+  if (m.chunk > kChunkIndexMax || location.value() < kSlotsPerPage * m.chunk) m.chunk = 0;
   const uint32_t entries = get_u32(page, kOffEntryCount);
   if (entries >= 1 && entries <= kEntriesPerChunk) m.entries = entries;
-  m.region = PageRegion{location - m.chunk, m.chunk + 1};
+  m.region = PageRegion{location - kSlotsPerPage * m.chunk, kSlotsPerPage * (m.chunk + 1)};
   return m;
 }
 
@@ -71,10 +72,13 @@ Result<MetadataSpaceMap> load_with(const ClaimedMap& m, std::span<const std::byt
       MetadataSpaceMap::create(m.nr_blocks(), m.region).value().encode_dirty_pages();
   return MetadataSpaceMap::load(m.nr_blocks(), m.region,
                                 [&](MBlock at) -> Result<std::vector<std::byte>> {
-                                  const uint64_t chunk = at - m.region.first;
-                                  if (chunk == m.chunk)
+                                  // Slot 1 of every page was never written.
+                                  const space_map::PageSlot ps = page_slot_of(m.region, at);
+                                  if (ps.slot != 0)
+                                    return std::vector<std::byte>(kMetadataBlockBytes);
+                                  if (ps.page == m.chunk)
                                     return std::vector<std::byte>(page.begin(), page.end());
-                                  return fresh.at(chunk).bytes;
+                                  return fresh.at(ps.page).bytes;
                                 });
 }
 
@@ -87,10 +91,11 @@ void touch_first_block(MetadataSpaceMap& map, uint64_t chunk, Lsn lsn) {
   map.apply({b, -first}, lsn + 2);
 }
 
-// Equal apart from the checksum (bytes 0-3) and the LSN (16-23).
+// Equal apart from the checksum (bytes 0-3), the location (8-15: the other
+// slot) and the LSN (16-23).
 bool same_but_lsn(std::span<const std::byte> a, std::span<const std::byte> b) {
   return a.size() == b.size() && a.size() >= kBlockHeaderBytes &&
-         std::equal(a.begin() + 4, a.begin() + 16, b.begin() + 4) &&
+         std::equal(a.begin() + 4, a.begin() + 8, b.begin() + 4) &&
          std::equal(a.begin() + 24, a.end(), b.begin() + 24);
 }
 
@@ -125,7 +130,7 @@ void load_and_recheck(std::span<const std::byte> page) {
   if (lsn.value() > UINT64_MAX - 2) return;
   touch_first_block(map, m.chunk, lsn);
   const std::vector<space_map::EncodedPage> out = map.encode_dirty_pages();
-  fuzz_require(out.size() == 1 && out[0].location == m.region.first + m.chunk,
+  fuzz_require(out.size() == 1 && out[0].location == m.region.slot_location(m.chunk, 1),
                "touching one chunk dirtied another");
   fuzz_require(same_but_lsn(out[0].bytes, page),
                "accepted chunk page does not re-encode to the same bytes");
@@ -142,9 +147,9 @@ void reseal(std::span<std::byte> block) { put_u32(block, 0, crc32c(block.subspan
 // The last chunk's page of a map of `nr_blocks` blocks, some in use (counts
 // 1, 2, 7 and one at the maximum), its chunk at LSN 41 or later.
 std::vector<std::byte> busy_last_chunk(uint64_t nr_blocks, MBlock first) {
-  const PageRegion region{first, MetadataSpaceMap::chunks_for(nr_blocks)};
+  const PageRegion region{first, kSlotsPerPage * MetadataSpaceMap::chunks_for(nr_blocks)};
   MetadataSpaceMap map = MetadataSpaceMap::create(nr_blocks, region).value();
-  const uint64_t base = (region.capacity - 1) * kEntriesPerChunk;
+  const uint64_t base = (region.page_capacity() - 1) * kEntriesPerChunk;
   Lsn lsn(40);
   for (uint64_t b = base; b < nr_blocks; b += 3) {
     const int32_t delta = b % 11 == 0 ? 7 : 1 + int32_t(b % 2);
@@ -180,7 +185,7 @@ Status check_metadata_space_map_page(const uint8_t* data, size_t size) {
 
 std::vector<FuzzSeed> seeds_metadata_space_map_page() {
   std::vector<FuzzSeed> seeds;
-  const PageRegion one{MBlock(9), 1};
+  const PageRegion one{MBlock(9), space_map::kSlotsPerPage};
   const std::vector<std::byte> fresh =
       MetadataSpaceMap::create(kEntriesPerChunk, one).value().encode_dirty_pages()[0].bytes;
   const std::vector<std::byte> short_chunk =

@@ -86,8 +86,7 @@ Status validate_geometry(const Geometry& g) {
 }
 
 Result<Geometry> geometry_for_two_devices(uint64_t metadata_device_bytes,
-                                          uint64_t data_device_bytes,
-                                          uint64_t data_block_bytes) {
+                                          uint64_t data_device_bytes, uint64_t data_block_bytes) {
   TP_RETURN_IF_ERROR(check_data_block_bytes(data_block_bytes));
   Geometry g;
   g.metadata_blocks = metadata_device_bytes / kMetadataBlockBytes;
@@ -153,12 +152,11 @@ Result<Layout> compute_layout(const Geometry& g, const LayoutOptions& options) {
                    " blocks is outside [" + std::to_string(g.metadata_blocks) + ", 2^40]");
   }
   const uint64_t data_blocks_limit = UINT64_MAX / g.data_block_bytes;
-  const uint64_t data_max =
-      options.data_blocks_max != 0
-          ? options.data_blocks_max
-          : (g.data_blocks > data_blocks_limit / kDataGrowthFactorDefault
-                 ? data_blocks_limit
-                 : g.data_blocks * kDataGrowthFactorDefault);
+  const uint64_t data_max = options.data_blocks_max != 0
+                                ? options.data_blocks_max
+                                : (g.data_blocks > data_blocks_limit / kDataGrowthFactorDefault
+                                       ? data_blocks_limit
+                                       : g.data_blocks * kDataGrowthFactorDefault);
   if (data_max < g.data_blocks || data_max > data_blocks_limit) {
     return invalid("maximum data size of " + std::to_string(data_max) + " blocks is outside [" +
                    std::to_string(g.data_blocks) + ", " + std::to_string(data_blocks_limit) + "]");
@@ -170,8 +168,9 @@ Result<Layout> compute_layout(const Geometry& g, const LayoutOptions& options) {
     return invalid("data space map page of " + std::to_string(per_page) +
                    " data blocks is larger than 2^32");
   }
-  const uint64_t dsm_blocks = data_space_map_pages(data_max, per_page);
-  const uint64_t msm_blocks = metadata_space_map_pages(metadata_max);
+  // Two slots per space map page (engine/space_map/space_map_page.h).
+  const uint64_t dsm_blocks = kSpaceMapSlotsPerPage * data_space_map_pages(data_max, per_page);
+  const uint64_t msm_blocks = kSpaceMapSlotsPerPage * metadata_space_map_pages(metadata_max);
 
   // Each term is at most 2^64 / 4096 or a user's u64: add without overflow.
   const uint64_t parts[] = {kSuperblockSlots, journal_blocks, msm_blocks, dsm_blocks,
@@ -224,10 +223,10 @@ Status validate_layout(const Geometry& g, const Layout& l) {
   TP_RETURN_IF_ERROR(region("journal", l.journal, MBlock(kSuperblockSlots), kJournalBlocksMin));
   TP_RETURN_IF_ERROR(region("metadata space map", l.metadata_space_map, l.journal.end(), 1));
   const uint64_t msm_pages = metadata_space_map_pages(l.metadata_blocks_max);
-  if (l.metadata_space_map.blocks != msm_pages) {
+  if (l.metadata_space_map.blocks != kSpaceMapSlotsPerPage * msm_pages) {
     return invalid("metadata space map of " + std::to_string(l.metadata_space_map.blocks) +
-                   " blocks does not match the " + std::to_string(msm_pages) + " pages that " +
-                   std::to_string(l.metadata_blocks_max) + " blocks need");
+                   " blocks does not hold two slots for each of the " + std::to_string(msm_pages) +
+                   " pages that " + std::to_string(l.metadata_blocks_max) + " blocks need");
   }
   if (l.data_blocks_max < g.data_blocks || l.data_blocks_max > UINT64_MAX / g.data_block_bytes) {
     return invalid("maximum data size of " + std::to_string(l.data_blocks_max) +
@@ -241,13 +240,12 @@ Status validate_layout(const Geometry& g, const Layout& l) {
   TP_RETURN_IF_ERROR(region("data space map", l.data_space_map, l.metadata_space_map.end(), 1));
   const uint64_t dsm_pages =
       data_space_map_pages(l.data_blocks_max, l.data_blocks_per_space_map_page);
-  if (l.data_space_map.blocks != dsm_pages) {
+  if (l.data_space_map.blocks != kSpaceMapSlotsPerPage * dsm_pages) {
     return invalid("data space map of " + std::to_string(l.data_space_map.blocks) +
-                   " blocks does not match the " + std::to_string(dsm_pages) + " pages that " +
-                   std::to_string(l.data_blocks_max) + " data blocks need");
+                   " blocks does not hold two slots for each of the " + std::to_string(dsm_pages) +
+                   " pages that " + std::to_string(l.data_blocks_max) + " data blocks need");
   }
-  TP_RETURN_IF_ERROR(
-      region("tree pool", l.tree_pool, l.data_space_map.end(), kTreePoolBlocksMin));
+  TP_RETURN_IF_ERROR(region("tree pool", l.tree_pool, l.data_space_map.end(), kTreePoolBlocksMin));
   if (l.tree_pool.end().value() != n) {
     return invalid("tree pool " + range_string(l.tree_pool) +
                    " does not end at the end of the metadata area (" + std::to_string(n) +

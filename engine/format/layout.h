@@ -8,6 +8,8 @@
 //   data space map         pages holding the data device's range-refcount
 //                          extents, one page per fixed range of data blocks,
 //                          sized for data_blocks_max
+//   (each space map page has two slots, two adjacent blocks, so that a
+//   checkpoint never overwrites the version the journal tail depends on)
 //   tree pool              every other block: device-details and mapping trees
 //
 // The regions are contiguous and in this order; the tree pool runs to the end
@@ -31,8 +33,8 @@
 
 namespace thinp {
 
-inline constexpr uint64_t kDataBlockBytesMin = uint64_t(4) << 10;      // 4 KiB
-inline constexpr uint64_t kDataBlockBytesMax = uint64_t(1) << 30;      // 1 GiB
+inline constexpr uint64_t kDataBlockBytesMin = uint64_t(4) << 10;       // 4 KiB
+inline constexpr uint64_t kDataBlockBytesMax = uint64_t(1) << 30;       // 1 GiB
 inline constexpr uint64_t kDataBlockBytesDefault = uint64_t(64) << 10;  // 64 KiB
 
 // The two superblock slots.
@@ -62,6 +64,11 @@ inline constexpr uint64_t kDataBlocksPerSpaceMapPageDefault = 16384;
 inline constexpr uint64_t kDataBlocksPerSpaceMapPageMax = uint64_t(1) << 32;
 inline constexpr uint64_t kDataGrowthFactorDefault = 4;
 
+// Blocks per space map page: two slots, written alternately (ping-pong, see
+// engine/space_map/space_map_page.h). Both regions hold this many blocks per
+// page.
+inline constexpr uint64_t kSpaceMapSlotsPerPage = 2;
+
 // The pool must leave at least this many blocks for trees.
 inline constexpr uint64_t kTreePoolBlocksMin = 16;
 
@@ -80,8 +87,8 @@ struct BlockRange {
 
 // The devices, as the pool sees them.
 struct Geometry {
-  uint64_t metadata_blocks = 0;   // 4 KiB blocks in the metadata area
-  uint64_t data_blocks = 0;       // data blocks in the data area
+  uint64_t metadata_blocks = 0;  // 4 KiB blocks in the metadata area
+  uint64_t data_blocks = 0;      // data blocks in the data area
   uint64_t data_block_bytes = kDataBlockBytesDefault;
   // True when one device holds both areas; the data area then starts at
   // data_offset_bytes (aligned to data_block_bytes, at or after the end of
@@ -102,7 +109,7 @@ struct Layout {
   BlockRange journal;
   BlockRange metadata_space_map;
   BlockRange data_space_map;
-  BlockRange tree_pool;              // always ends at Geometry::metadata_blocks
+  BlockRange tree_pool;  // always ends at Geometry::metadata_blocks
 
   bool operator==(const Layout&) const = default;
 };
@@ -120,8 +127,7 @@ struct LayoutOptions {
 // block size is not a power of two in [4 KiB, 1 GiB] or a device holds no
 // whole block.
 Result<Geometry> geometry_for_two_devices(uint64_t metadata_device_bytes,
-                                          uint64_t data_device_bytes,
-                                          uint64_t data_block_bytes);
+                                          uint64_t data_device_bytes, uint64_t data_block_bytes);
 
 // The geometry of a pool on one device: metadata in [0, metadata_bytes), data
 // from metadata_bytes rounded up to data_block_bytes to the last whole data

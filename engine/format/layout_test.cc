@@ -32,9 +32,10 @@ TEST(Layout, TwoDevicesWithDefaults) {
   EXPECT_EQ(l->metadata_blocks_max, 4u * 16384);
   EXPECT_EQ(l->data_blocks_max, 4u * 16384);
   EXPECT_EQ(l->data_blocks_per_space_map_page, 16384u);
-  EXPECT_EQ(l->metadata_space_map, (BlockRange{MBlock(1026), 65}));  // ceil(65536 / 1010)
-  EXPECT_EQ(l->data_space_map, (BlockRange{MBlock(1091), 4}));       // 65536 / 16384
-  EXPECT_EQ(l->tree_pool, (BlockRange{MBlock(1095), 16384 - 1095}));
+  // Two slots per page: 2 * ceil(65536 / 1010) and 2 * (65536 / 16384).
+  EXPECT_EQ(l->metadata_space_map, (BlockRange{MBlock(1026), 130}));
+  EXPECT_EQ(l->data_space_map, (BlockRange{MBlock(1156), 8}));
+  EXPECT_EQ(l->tree_pool, (BlockRange{MBlock(1164), 16384 - 1164}));
   EXPECT_TRUE(validate_layout(*g, *l).ok());
 }
 
@@ -58,8 +59,8 @@ TEST(Layout, OptionsOverrideDefaults) {
   Result<Layout> l = compute_layout(*g, o);
   ASSERT_TRUE(l.ok()) << l.status().to_string();
   EXPECT_EQ(l->journal.blocks, 100u);
-  EXPECT_EQ(l->metadata_space_map.blocks, 17u);  // ceil(16384 / 1010)
-  EXPECT_EQ(l->data_space_map.blocks, 20u);      // 2000 / 100
+  EXPECT_EQ(l->metadata_space_map.blocks, 34u);  // 2 slots * ceil(16384 / 1010)
+  EXPECT_EQ(l->data_space_map.blocks, 40u);      // 2 slots * 2000 / 100
 
   o.journal_blocks = 3;
   EXPECT_TRUE(contains(compute_layout(*g, o).status().message(), "below the minimum of 8"));
@@ -88,9 +89,8 @@ TEST(Layout, RejectsDataBlockSizes) {
     EXPECT_TRUE(contains(g.status().message(), "is not a power of two between 4 KiB and 1 GiB"))
         << g.status().message();
   }
-  EXPECT_TRUE(
-      contains(geometry_for_two_devices(64 * MiB, 64 * GiB, 96 * KiB).status().message(),
-               "data block size 96 KiB"));
+  EXPECT_TRUE(contains(geometry_for_two_devices(64 * MiB, 64 * GiB, 96 * KiB).status().message(),
+                       "data block size 96 KiB"));
   EXPECT_TRUE(geometry_for_two_devices(64 * MiB, 64 * GiB, 4 * KiB).ok());
   EXPECT_TRUE(geometry_for_two_devices(64 * MiB, 64 * GiB, 1 * GiB).ok());
 }
@@ -101,8 +101,8 @@ TEST(Layout, RejectsTooSmallDevices) {
   Result<Layout> l = compute_layout(*g);
   ASSERT_FALSE(l.ok());
   EXPECT_EQ(l.status().message(),
-            "metadata area of 64 KiB (16 blocks) is too small: it needs at least 31 blocks "
-            "(2 superblock, 8 journal, 1 metadata space map, 4 data space map, 16 trees)");
+            "metadata area of 64 KiB (16 blocks) is too small: it needs at least 36 blocks "
+            "(2 superblock, 8 journal, 2 metadata space map, 8 data space map, 16 trees)");
 
   EXPECT_TRUE(contains(geometry_for_two_devices(100, 1 * GiB, 64 * KiB).status().message(),
                        "holds no whole 4 KiB block"));
@@ -160,10 +160,11 @@ TEST(Layout, ValidateLayoutCatchesEachRegion) {
 
   Layout l = good;
   l.journal.begin = MBlock(3);
-  EXPECT_TRUE(contains(validate_layout(g, l).message(), "journal [3, +1024) should start at block 2"));
+  EXPECT_TRUE(
+      contains(validate_layout(g, l).message(), "journal [3, +1024) should start at block 2"));
   l = good;
   l.metadata_space_map.blocks += 1;
-  EXPECT_TRUE(contains(validate_layout(g, l).message(), "does not match the 65 pages"));
+  EXPECT_TRUE(contains(validate_layout(g, l).message(), "two slots for each of the 65 pages"));
   l = good;
   l.data_space_map.begin = MBlock(UINT64_MAX);
   EXPECT_TRUE(contains(validate_layout(g, l).message(), "runs past the end"));
@@ -175,7 +176,7 @@ TEST(Layout, ValidateLayoutCatchesEachRegion) {
   EXPECT_TRUE(contains(validate_layout(g, l).message(), "runs past the end"));
   l = good;
   l.data_space_map.blocks += 1;
-  EXPECT_TRUE(contains(validate_layout(g, l).message(), "does not match the 4 pages"));
+  EXPECT_TRUE(contains(validate_layout(g, l).message(), "two slots for each of the 4 pages"));
   l = good;
   l.data_blocks_per_space_map_page = 0;
   EXPECT_TRUE(contains(validate_layout(g, l).message(), "outside [1, 2^32]"));
@@ -192,7 +193,8 @@ TEST(Layout, ValidateLayoutCatchesEachRegion) {
 TEST(Layout, AgreesWithTheSpaceMapsOnPageCounts) {
   EXPECT_EQ(kMetadataRefcountsPerPage, space_map::kEntriesPerChunk);
   EXPECT_EQ(kDataBlocksPerSpaceMapPageDefault, space_map::kDefaultDataBlocksPerPage);
-  for (uint64_t n : {uint64_t(1), uint64_t(1009), uint64_t(1010), uint64_t(1011), uint64_t(1) << 30}) {
+  for (uint64_t n :
+       {uint64_t(1), uint64_t(1009), uint64_t(1010), uint64_t(1011), uint64_t(1) << 30}) {
     EXPECT_EQ(metadata_space_map_pages(n), space_map::MetadataSpaceMap::chunks_for(n)) << n;
     EXPECT_EQ(data_space_map_pages(n, 16384), space_map::DataSpaceMap::pages_for(n, 16384)) << n;
   }

@@ -240,7 +240,11 @@ Result<ParsedJournalBlock> parse_journal_block_contents(std::span<const std::byt
   const uint16_t count = get_u16(block, 52);
   const uint16_t payload = get_u16(block, 54);
   p.header.first_lsn = Lsn(get_u64(block, 56));
-  if (get_u64(block, 64) != 0) return corrupt("journal block reserved field is not zero");
+  p.header.batch_index = get_u64(block, 64);
+  if (p.header.batch_index > p.header.seq) {
+    return corrupt("journal block " + std::to_string(p.header.seq) + " claims to be block " +
+                   std::to_string(p.header.batch_index) + " of its batch");
+  }
   if (count == 0 || payload > kJournalPayloadBytes) {
     return corrupt("journal block has " + std::to_string(count) + " fragments in " +
                    std::to_string(payload) + " bytes");
@@ -271,6 +275,10 @@ Result<ParsedJournalBlock> parse_journal_block_contents(std::span<const std::byt
     off += len;
   }
   if (off != payload) return corrupt("fragments do not fill the block's payload exactly");
+  // The packer zeroes each block before filling it.
+  for (size_t i = kJournalHeaderBytes + payload; i < block.size(); ++i) {
+    if (block[i] != std::byte{0}) return corrupt("non-zero bytes after the journal block payload");
+  }
   const bool starts_with_record = p.fragments.front().kind == FragmentKind::full ||
                                   p.fragments.front().kind == FragmentKind::first;
   const uint64_t span = record_starts - (starts_with_record ? 1 : 0);
@@ -327,6 +335,7 @@ void JournalBlockPacker::close_block() {
   put_u16(b, 52, fragments_);
   put_u16(b, 54, static_cast<uint16_t>(used_));
   put_u64(b, 56, block_first_lsn_.value());
+  put_u64(b, 64, blocks_ - 1);  // batch_index: one packer packs one batch
   seal_block(b, BlockType::journal, ring_.location_of(seq), block_last_lsn_);
   prev_crc_ = get_u32(b, 0);
   open_ = false;

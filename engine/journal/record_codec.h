@@ -22,8 +22,13 @@
 //   52  u16 fragment_count >= 1
 //   54  u16 payload_bytes  bytes of fragments that follow
 //   56  u64 first_lsn      LSN of the record the first fragment belongs to
-//   64  u64 reserved       zero
-//   72  fragments: u8 kind, u8 zero, u16 length (>= 1), `length` bytes
+//   64  u64 batch_index    the block's position in its batch (0 for the
+//                          first block of a group-commit batch; <= seq). A
+//                          block of a batch that starts after block n proves
+//                          n's batch was durable (recovery: corrupt middle
+//                          block vs torn tail)
+//   72  fragments: u8 kind, u8 zero, u16 length (>= 1), `length` bytes, then
+//       zeros to the end of the block
 //
 // Records span blocks as fragments (kind full, or first / middle* / last), so
 // a PageWrite of a whole page payload (4064 bytes) fits although a block
@@ -79,6 +84,9 @@ struct JournalBlockHeader {
   uint32_t prev_crc = 0;
   Lsn first_lsn;
   Lsn last_lsn;
+  uint64_t batch_index = 0;  // position in its batch; seq - batch_index is the batch's first
+
+  uint64_t batch_first_seq() const { return seq - batch_index; }
 };
 
 struct Fragment {

@@ -186,6 +186,45 @@ TEST(RecordCodec, DamagedBlocksAreRejected) {
   put_u16(buffer.span(), 52, 3);
   seal_block(buffer.span(), BlockType::journal, MBlock(11), Lsn(8));
   EXPECT_EQ(parse_journal_block(buffer.span(), MBlock(11)).status().code(), Errc::corruption);
+  put_u16(buffer.span(), 52, 2);
+  seal_block(buffer.span(), BlockType::journal, MBlock(11), Lsn(8));
+  ASSERT_TRUE(parse_journal_block(buffer.span(), MBlock(11)).ok());
+}
+
+// The packer records each block's index in its batch, and leaves zeros after
+// the payload; a resealed block that breaks either is rejected.
+TEST(RecordCodec, BatchIndexAndZeroTailAreChecked) {
+  std::vector<std::byte> page;
+  PageWrite w;
+  w.block = MBlock(40);
+  w.bytes.assign(kPagePayloadBytes, std::byte{0x3c});
+  w.init = true;
+  encode_record(w, page);
+  AlignedBuffer buffer(3 * kMetadataBlockBytes);
+  const RingGeometry ring{MBlock(8), 16};
+  JournalBlockPacker packer(buffer.span(), ring, 5, 1, 0, Lsn(7));
+  packer.add(page);
+  ASSERT_EQ(packer.finish(), 2u);
+  for (uint64_t i = 0; i < 2; ++i) {
+    Result<ParsedJournalBlock> p =
+        parse_journal_block(buffer.span().subspan(i * kMetadataBlockBytes, kMetadataBlockBytes),
+                            ring.location_of(5 + i));
+    ASSERT_TRUE(p.ok()) << p.status().to_string();
+    EXPECT_EQ(p->header.batch_index, i);
+    EXPECT_EQ(p->header.batch_first_seq(), 5u);
+  }
+  const std::span<std::byte> second =
+      buffer.span().subspan(kMetadataBlockBytes, kMetadataBlockBytes);
+  const Lsn lsn = peek_block_header(second).lsn;
+  second[kMetadataBlockBytes - 1] = std::byte{1};
+  seal_block(second, BlockType::journal, ring.location_of(6), lsn);
+  Result<ParsedJournalBlock> tail = parse_journal_block(second, ring.location_of(6));
+  EXPECT_EQ(tail.status().code(), Errc::corruption);
+  EXPECT_NE(tail.status().message().find("after the journal block payload"), std::string::npos);
+  second[kMetadataBlockBytes - 1] = std::byte{0};
+  put_u64(second, 64, 7);  // block 7 of a batch, at seq 6
+  seal_block(second, BlockType::journal, ring.location_of(6), lsn);
+  EXPECT_EQ(parse_journal_block(second, ring.location_of(6)).status().code(), Errc::corruption);
 }
 
 }  // namespace

@@ -234,6 +234,7 @@ class LogScanner {
   const RecordAssembler& assembler() const { return assembler_; }
   uint32_t prev_crc() const { return prev_crc_; }
   uint64_t session() const { return session_; }
+  bool any_accepted() const { return have_prev_; }
 
  private:
   RecordAssembler assembler_;
@@ -241,6 +242,35 @@ class LogScanner {
   uint64_t session_ = 0;
   uint32_t prev_crc_ = 0;
 };
+
+// The scan stopped at block `stop` (it failed a check: `why`). A torn tail
+// can only damage the batch that was in flight at the crash, and the journal
+// has one batch in flight at a time (journal.h, "Group commit": the next
+// batch is written only once the previous one is durable). So if a block
+// after `stop` verifies, holds its own sequence number, belongs to the
+// session of the last accepted block and to a batch that starts after
+// `stop`, that batch was written after `stop`'s batch was durable: `stop` is
+// not a torn tail but a damaged durable block, and ending the log there
+// would silently drop commits that were acknowledged. That is corruption.
+// A block of another session (a stale block a crashed session left beyond
+// the end its recovery found) proves nothing and is skipped.
+Status check_log_end(RingReader& reader, RingGeometry ring, uint64_t stop, uint64_t end_limit,
+                     const LogScanner& scanner, const std::string& why, RecoveryStats& stats) {
+  if (!scanner.any_accepted()) return ok_status();  // no session to compare with
+  for (uint64_t seq = stop + 1; seq < end_limit; ++seq) {
+    TP_ASSIGN_OR_RETURN(std::span<const std::byte> bytes, reader.block(seq, stats));
+    Result<ParsedJournalBlock> p = parse_journal_block(bytes, ring.location_of(seq));
+    if (!p.ok() || p->header.seq != seq || p->header.session != scanner.session()) continue;
+    if (p->header.batch_first_seq() <= stop) continue;  // same batch: possibly torn
+    return Status(Errc::corruption,
+                  "recovery: journal block " + std::to_string(stop) + " (metadata block " +
+                      std::to_string(ring.location_of(stop).value()) + ") is damaged (" + why +
+                      ") but the later durable block " + std::to_string(seq) +
+                      " of the same session shows it is not a torn tail; commits after it would "
+                      "be lost");
+  }
+  return ok_status();
+}
 
 }  // namespace
 
@@ -296,6 +326,10 @@ Result<RecoveryResult> recover(BlockDevice& device, RingGeometry ring, cache::Bl
       ready.push_back(std::move(txn));
       txn.clear();
     }
+  }
+  if (seq < end_limit) {
+    TP_RETURN_IF_ERROR(
+        check_log_end(reader, ring, seq, end_limit, scanner, stats.end_reason, stats));
   }
   TP_RETURN_IF_ERROR(replay_ready(replay, ready));
   if (!replay.awaiting_image.empty()) {

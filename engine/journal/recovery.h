@@ -5,7 +5,18 @@
 // own location), carries the expected sequence number (so a block from an
 // earlier lap of the ring is rejected), chains to the block before it
 // (prev_crc) and continues its LSNs. The first block that fails any check ends
-// the log: a torn or corrupt tail is detected and ignored, never applied.
+// the log: a torn tail is detected and ignored, never applied.
+//
+// Torn tail or corrupt middle? Only the batch in flight at the crash can be
+// torn, and the journal writes one batch at a time, each durable before the
+// next starts. Each block records its index in its batch, so when the scan
+// stops at block n, recovery reads on to the end of the lap: a later block
+// that verifies, holds its own sequence number, belongs to the session of
+// the last accepted block and to a batch starting after n proves that n was
+// durable and then damaged. recover() then fails with corruption naming
+// block n, instead of silently losing the acknowledged commits after it.
+// (A damaged block in the last durable batch, with nothing written after
+// it, cannot be told from a torn tail; nor can a damaged tail block.)
 //
 // Records are replayed one transaction at a time, and only when the
 // transaction's Commit record was found in an accepted block (so every block

@@ -173,6 +173,71 @@ TEST(JournalRecovery, TornOrCorruptTailIsDetectedAndNeverApplied) {
   }
 }
 
+// Four transactions committed one after another: four batches. Returns the
+// block sequence number each batch starts at (and, last, the head).
+std::vector<uint64_t> commit_four_batches(World& w) {
+  std::vector<uint64_t> starts{0};
+  w.run_task([&] {
+    for (uint64_t v = 1; v <= 4; ++v) {
+      Transaction txn;
+      ASSERT_TRUE(w.write_test_page(txn, 0, 0, v, v == 1).ok());
+      ASSERT_TRUE(w.journal->commit(txn).ok());
+      starts.push_back(w.journal->stats().blocks_written);
+    }
+  });
+  EXPECT_EQ(w.journal->stats().batches, 4u);
+  return starts;
+}
+
+// A durable block in the middle of the log that goes bad is not a torn
+// tail: later batches of the same session were written after it was
+// durable, so stopping there would drop acknowledged commits silently.
+TEST(JournalRecovery, CorruptBlockInTheMiddleOfTheLogIsACorruptionError) {
+  WorldConfig cfg;
+  World w(cfg);
+  w.open_fresh();
+  const std::vector<uint64_t> starts = commit_four_batches(w);
+  Random rng(3);
+  auto image = w.disk.crash_image(Mode::drop_unflushed, rng);
+  const uint64_t bad = starts[1];  // the first block of the second batch
+  image[(kRingStart + bad) * kMetadataBlockBytes + 700] ^= std::byte{0x08};
+  World after(cfg, std::move(image));
+  Result<RecoveryResult> r = after.open_recovering(JournalPosition{});
+  ASSERT_FALSE(r.ok()) << "recovered " << r->stats.transactions_replayed
+                       << " transactions and stopped at: " << r->stats.end_reason;
+  EXPECT_EQ(r.status().code(), Errc::corruption) << r.status().to_string();
+  EXPECT_NE(r.status().message().find("journal block " + std::to_string(bad) + " (metadata block " +
+                                      std::to_string(kRingStart + bad) + ")"),
+            std::string::npos)
+      << r.status().message();
+  EXPECT_EQ(r.status().message().find('\n'), std::string::npos);
+}
+
+// The batch in flight at the crash may be garbage in every block: recovery
+// keeps the prefix, the three batches before it, without an error.
+TEST(JournalRecovery, TornLastBatchRecoversThePrefix) {
+  WorldConfig cfg;
+  World w(cfg);
+  w.open_fresh();
+  const std::vector<uint64_t> starts = commit_four_batches(w);
+  Random rng(4);
+  auto image = w.disk.crash_image(Mode::drop_unflushed, rng);
+  for (uint64_t seq = starts[3]; seq < starts[4]; ++seq) {
+    std::byte* block = image.data() + (kRingStart + seq) * kMetadataBlockBytes;
+    for (size_t i = 0; i < kMetadataBlockBytes; ++i) block[i] = std::byte(0xa5 ^ (i * 7));
+  }
+  World after(cfg, std::move(image));
+  Result<RecoveryResult> r = after.open_recovering(JournalPosition{});
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->stats.transactions_replayed, 3u);
+  EXPECT_EQ(r->stats.blocks_scanned, starts[3]);
+  after.run_task([&] {
+    auto v = after.read_test_page(0);
+    ASSERT_TRUE(v.ok());
+    EXPECT_EQ(v->second, 3u);
+  });
+}
+
 // The crash sweep: random crash times and crash states (writes kept, dropped
 // or torn), three crash/recover cycles per seed, a small ring and cache so
 // that checkpoints, evictions and wrapping run concurrently with commits,

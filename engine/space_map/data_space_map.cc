@@ -24,17 +24,16 @@ DataSpaceMap::DataSpaceMap(const DataGeometry& geometry)
 
 Result<DataSpaceMap> DataSpaceMap::create(const DataGeometry& geometry) {
   if (geometry.nr_blocks == 0 || geometry.blocks_per_page == 0) {
-    return Status(Errc::invalid_argument, "data space map needs nonzero nr_blocks (" +
-                                              std::to_string(geometry.nr_blocks) +
-                                              ") and blocks_per_page (" +
-                                              std::to_string(geometry.blocks_per_page) + ")");
+    return Status(Errc::invalid_argument,
+                  "data space map needs nonzero nr_blocks (" + std::to_string(geometry.nr_blocks) +
+                      ") and blocks_per_page (" + std::to_string(geometry.blocks_per_page) + ")");
   }
   const uint64_t pages = pages_for(geometry.nr_blocks, geometry.blocks_per_page);
-  if (pages > geometry.region.capacity) {
+  if (pages > geometry.region.page_capacity()) {
     return Status(Errc::invalid_argument,
                   "data space map of " + std::to_string(geometry.nr_blocks) + " blocks needs " +
                       std::to_string(pages) + " pages, region holds " +
-                      std::to_string(geometry.region.capacity));
+                      std::to_string(geometry.region.page_capacity()));
   }
   return DataSpaceMap(geometry);
 }
@@ -46,10 +45,11 @@ Status DataSpaceMap::grow(uint64_t new_nr_blocks) {
                                               std::to_string(new_nr_blocks) + " blocks");
   }
   const uint64_t new_pages = pages_for(new_nr_blocks, blocks_per_page_);
-  if (new_pages > region_.capacity) {
+  if (new_pages > region_.page_capacity()) {
     return Status(Errc::no_space, "data space map of " + std::to_string(new_nr_blocks) +
                                       " blocks needs " + std::to_string(new_pages) +
-                                      " pages, region holds " + std::to_string(region_.capacity));
+                                      " pages, region holds " +
+                                      std::to_string(region_.page_capacity()));
   }
   if (new_nr_blocks == nr_blocks_) return ok_status();
   const uint64_t old_nr = nr_blocks_;
@@ -250,8 +250,7 @@ Result<std::vector<journal::DataRangeAlloc>> DataSpaceMap::reserve(ThinId owner,
   if (blocks == 0) return Status(Errc::invalid_argument, "reserve of 0 data blocks");
   if (blocks > free_.total_blocks()) {
     return Status(Errc::no_space, "data device full: asked for " + std::to_string(blocks) +
-                                      " blocks, " + std::to_string(free_.total_blocks()) +
-                                      " free");
+                                      " blocks, " + std::to_string(free_.total_blocks()) + " free");
   }
   const std::vector<Run> runs = choose_runs(owner, blocks);
   cursors_[owner] = runs.back().end();
@@ -269,7 +268,9 @@ void DataSpaceMap::cancel(const journal::DataRangeAlloc& r) {
 
 void DataSpaceMap::set_owner_hint(ThinId owner, DBlock next) { cursors_[owner] = next.value(); }
 
-uint32_t DataSpaceMap::refcount(DBlock block) const { return extent_at(block.value())->second.count; }
+uint32_t DataSpaceMap::refcount(DBlock block) const {
+  return extent_at(block.value())->second.count;
+}
 
 uint32_t DataSpaceMap::max_refcount(DBlock begin, uint64_t length) const {
   TP_ASSERT_GT(length, 0u);

@@ -134,9 +134,9 @@ class DataSpaceMap {
   // device; length > 0): a mapped range is shared iff this is > 1.
   uint32_t max_refcount(DBlock begin, uint64_t length) const;
   uint64_t nr_blocks() const { return nr_blocks_; }
-  uint64_t count_used() const { return used_; }                      // count > 0
+  uint64_t count_used() const { return used_; }  // count > 0
   uint64_t count_reserved() const { return reserved_.total_blocks(); }
-  uint64_t count_free() const { return free_.total_blocks(); }       // allocatable
+  uint64_t count_free() const { return free_.total_blocks(); }  // allocatable
   size_t extent_count() const { return extents_.size(); }
   size_t free_run_count() const { return free_.run_count(); }
   uint64_t page_count() const { return pages_.size(); }
@@ -177,6 +177,10 @@ class DataSpaceMap {
     Lsn lsn;
     bool dirty = true;
     uint64_t generation = 0;
+    // The slot holding the newest durable version (space_map_page.h); the
+    // next write goes to the other one. 1 for a page never written, so that
+    // format writes slot 0.
+    unsigned durable_slot = 1;
     std::optional<Lsn> rec_lsn;  // first record applied since last written
   };
 
@@ -191,7 +195,7 @@ class DataSpaceMap {
   void for_each_page_piece(uint64_t begin, uint64_t length, Lsn lsn,
                            const std::function<void(uint64_t, uint64_t)>& fn);
   Result<std::vector<std::byte>> encode_page(uint64_t page) const;
-  Status decode_page(uint64_t page, std::span<const std::byte> bytes);
+  Status decode_page(uint64_t page, unsigned slot, std::span<const std::byte> bytes);
 
   uint64_t nr_blocks_ = 0;
   uint64_t blocks_per_page_ = 0;

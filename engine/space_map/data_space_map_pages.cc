@@ -56,7 +56,9 @@ Result<std::vector<std::byte>> DataSpaceMap::encode_page(uint64_t page) const {
   put_u64(out, kOffFreeBlocks, free_blocks);
   put_u32(out, kOffPayloadBytes, static_cast<uint32_t>(offset - kDataPageHeaderEnd));
   put_u32(out, kOffReserved, 0);
-  seal_block(out, BlockType::data_space_map, region_.first + page, pages_[page].lsn);
+  // Into the slot that does not hold the newest durable version.
+  seal_block(out, BlockType::data_space_map,
+             region_.slot_location(page, 1 - pages_[page].durable_slot), pages_[page].lsn);
   return out;
 }
 
@@ -65,16 +67,19 @@ Result<std::vector<EncodedPage>> DataSpaceMap::encode_dirty_pages(Lsn up_to) con
   for (uint64_t p = 0; p < pages_.size(); ++p) {
     if (!pages_[p].dirty || pages_[p].lsn > up_to) continue;
     TP_ASSIGN_OR_RETURN(std::vector<std::byte> bytes, encode_page(p));
-    out.push_back({region_.first + p, pages_[p].lsn, std::move(bytes), pages_[p].generation});
+    const MBlock at = region_.slot_location(p, 1 - pages_[p].durable_slot);
+    out.push_back({at, pages_[p].lsn, std::move(bytes), pages_[p].generation});
   }
   return out;
 }
 
 void DataSpaceMap::mark_written(const EncodedPage& page) {
-  TP_ASSERT_GE(page.location, region_.first);
-  const uint64_t p = page.location - region_.first;
+  const PageSlot where = page_slot_of(region_, page.location);
+  const uint64_t p = where.page;
   TP_ASSERT_LT(p, pages_.size());
   Page& entry = pages_[p];
+  // The slot now holds the newest durable version, whatever changed since.
+  entry.durable_slot = where.slot;
   if (entry.generation == page.generation) {
     entry.dirty = false;
     entry.rec_lsn.reset();
@@ -100,8 +105,8 @@ uint64_t DataSpaceMap::dirty_page_count() const {
 
 // Appends the page's extents to extents_ (which ends where this page begins),
 // merging across the page edge.
-Status DataSpaceMap::decode_page(uint64_t page, std::span<const std::byte> bytes) {
-  const MBlock location = region_.first + page;
+Status DataSpaceMap::decode_page(uint64_t page, unsigned slot, std::span<const std::byte> bytes) {
+  const MBlock location = region_.slot_location(page, slot);
   TP_RETURN_IF_ERROR(verify_block(bytes, BlockType::data_space_map, location));
   const std::string where = "data space map block " + std::to_string(location.value()) + ": ";
   auto bad = [&](const std::string& why) { return Status(Errc::corruption, where + why); };
@@ -124,7 +129,8 @@ Status DataSpaceMap::decode_page(uint64_t page, std::span<const std::byte> bytes
   if (get_u32(bytes, kOffReserved) != 0) return bad("reserved header field is not zero");
   const uint32_t payload = get_u32(bytes, kOffPayloadBytes);
   const uint32_t extent_count = get_u32(bytes, kOffExtentCount);
-  if (payload > kDataPagePayloadBytes) return bad("payload of " + std::to_string(payload) + " bytes");
+  if (payload > kDataPagePayloadBytes)
+    return bad("payload of " + std::to_string(payload) + " bytes");
   const size_t end = kDataPageHeaderEnd + payload;
   size_t offset = kDataPageHeaderEnd;
   uint64_t covered = 0;
@@ -161,26 +167,27 @@ Status DataSpaceMap::decode_page(uint64_t page, std::span<const std::byte> bytes
     if (bytes[i] != std::byte{0}) return bad("non-zero bytes after the payload");
   }
   if (covered != range_length) {
-    return bad("extents cover " + std::to_string(covered) + " of " +
-               std::to_string(range_length) + " blocks");
+    return bad("extents cover " + std::to_string(covered) + " of " + std::to_string(range_length) +
+               " blocks");
   }
   if (free_blocks != get_u64(bytes, kOffFreeBlocks)) return bad("free block count mismatch");
   pages_[page].lsn = peek_block_header(bytes).lsn;
   pages_[page].dirty = false;
+  pages_[page].durable_slot = slot;
   return ok_status();
 }
 
-Result<DataSpaceMap> DataSpaceMap::load(const DataGeometry& geometry,
-                                        const PageReader& read_page) {
+Result<DataSpaceMap> DataSpaceMap::load(const DataGeometry& geometry, const PageReader& read_page) {
   TP_ASSIGN_OR_RETURN(DataSpaceMap map, create(geometry));
   map.extents_.clear();
   map.free_.clear();
   for (uint64_t p = 0; p < map.pages_.size(); ++p) {
-    Result<std::vector<std::byte>> bytes = read_page(geometry.region.first + p);
-    if (!bytes.ok()) {
-      return bytes.status().with_context("reading data space map page " + std::to_string(p));
+    Result<ChosenSlot> chosen =
+        read_newest_slot(geometry.region, p, BlockType::data_space_map, read_page);
+    if (!chosen.ok()) {
+      return chosen.status().with_context("reading data space map page " + std::to_string(p));
     }
-    TP_RETURN_IF_ERROR(map.decode_page(p, bytes.value()));
+    TP_RETURN_IF_ERROR(map.decode_page(p, chosen->slot, chosen->bytes));
   }
   map.rebuild_free_index();
   return map;

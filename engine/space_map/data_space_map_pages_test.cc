@@ -19,7 +19,8 @@ using testing::PageDisk;
 using testing::RecordLog;
 
 DataGeometry geometry(uint64_t nr_blocks, uint64_t per_page) {
-  return {nr_blocks, per_page, PageRegion{MBlock(50), DataSpaceMap::pages_for(nr_blocks, per_page)}};
+  return {nr_blocks, per_page,
+          PageRegion{MBlock(50), kSlotsPerPage * DataSpaceMap::pages_for(nr_blocks, per_page)}};
 }
 
 // Writes every dirty page (or, with `coin`, a random subset) to `disk`.
@@ -45,7 +46,8 @@ void expect_same(const DataSpaceMap& live, const DataSpaceMap& loaded) {
 }
 
 RC_GTEST_PROP(DataSpaceMapPages, EncodeLoadRoundTrip, ()) {
-  const DataGeometry g = geometry(*rc::gen::inRange<uint64_t>(1, 500), *rc::gen::inRange<uint64_t>(1, 100));
+  const DataGeometry g =
+      geometry(*rc::gen::inRange<uint64_t>(1, 500), *rc::gen::inRange<uint64_t>(1, 100));
   DataHarness h(std::move(DataSpaceMap::create(g)).value());
   const int steps = *rc::gen::inRange(0, 100);
   for (int i = 0; i < steps; ++i) h.random_step();
@@ -55,7 +57,8 @@ RC_GTEST_PROP(DataSpaceMapPages, EncodeLoadRoundTrip, ()) {
   auto loaded = DataSpaceMap::load(g, disk.reader());
   RC_ASSERT(loaded.ok());
   expect_same(h.map, *loaded);
-  for (uint64_t p = 0; p < h.map.page_count(); ++p) RC_ASSERT(loaded->page_lsn(p) == h.map.page_lsn(p));
+  for (uint64_t p = 0; p < h.map.page_count(); ++p)
+    RC_ASSERT(loaded->page_lsn(p) == h.map.page_lsn(p));
 }
 
 std::vector<EncodedPage> encode_or_fail(const DataSpaceMap& map, Lsn durable) {
@@ -69,7 +72,8 @@ std::vector<EncodedPage> encode_or_fail(const DataSpaceMap& map, Lsn durable) {
 // from the tail: the same state as live. Crash again mid-recovery and replay
 // ALL records this time: the same state again.
 RC_GTEST_PROP(DataSpaceMapPages, ReplayOfAllRecordsOverAnyCheckpointIsIdempotent, ()) {
-  const DataGeometry g = geometry(*rc::gen::inRange<uint64_t>(1, 300), *rc::gen::inRange<uint64_t>(1, 50));
+  const DataGeometry g =
+      geometry(*rc::gen::inRange<uint64_t>(1, 300), *rc::gen::inRange<uint64_t>(1, 50));
   DataHarness h(std::move(DataSpaceMap::create(g)).value());
   PageDisk disk;
   Lsn tail(1);
@@ -116,30 +120,33 @@ TEST(DataSpaceMapPages, CorruptPagesAreRejectedWithOneLineErrors) {
         << loaded.status().to_string();
     EXPECT_EQ(loaded.status().message().find('\n'), std::string::npos);
   };
-  // Rewrites a field of page 1 and reseals it, so only the decoder can tell.
+  // Rewrites a field of page 1 (slot 0, block 52; slot 1 was never written)
+  // and reseals it, so only the decoder can tell.
   auto resealed = [&](size_t off, uint32_t v) {
     PageDisk d = disk;
-    auto& bytes = d.pages.at(51);
+    auto& bytes = d.pages.at(52);
     put_u32(bytes, off, v);
-    seal_block(bytes, BlockType::data_space_map, MBlock(51), peek_block_header(bytes).lsn);
+    seal_block(bytes, BlockType::data_space_map, MBlock(52), peek_block_header(bytes).lsn);
     return d;
   };
   PageDisk flipped = disk;
-  flipped.pages.at(51)[200] ^= std::byte{4};
+  flipped.pages.at(52)[200] ^= std::byte{4};
   expect_corrupt(flipped, "checksum");
   PageDisk swapped = disk;
-  std::swap(swapped.pages.at(50), swapped.pages.at(51));
+  std::swap(swapped.pages.at(50), swapped.pages.at(52));
   expect_corrupt(swapped, "misdirected");
-  expect_corrupt(resealed(36, 1000), "runs past the payload");    // extent count
-  expect_corrupt(resealed(80, 5000), "payload of 5000 bytes");    // payload bytes
-  expect_corrupt(resealed(80, 40), "trailing bytes");             // payload bytes
-  expect_corrupt(resealed(64, 512), "blocks per page");           // geometry
-  expect_corrupt(resealed(72, 3), "free block count");            // cross-check
-  expect_corrupt(resealed(88, 0x7f), "bad length");               // first extent's length
+  expect_corrupt(resealed(36, 1000), "runs past the payload");  // extent count
+  expect_corrupt(resealed(80, 5000), "payload of 5000 bytes");  // payload bytes
+  expect_corrupt(resealed(80, 40), "trailing bytes");           // payload bytes
+  expect_corrupt(resealed(64, 512), "blocks per page");         // geometry
+  expect_corrupt(resealed(72, 3), "free block count");          // cross-check
+  expect_corrupt(resealed(88, 0x7f), "bad length");             // first extent's length
 
-  PageDisk missing = disk;
-  missing.pages.erase(52);
-  auto not_read = DataSpaceMap::load(g, missing.reader());
+  const PageReader read = disk.reader();
+  auto not_read = DataSpaceMap::load(g, [&](MBlock at) -> Result<std::vector<std::byte>> {
+    if (at == MBlock(54)) return Status(Errc::io_error, "no page at 54");  // page 2, slot 0
+    return read(at);
+  });
   EXPECT_EQ(not_read.status().code(), Errc::io_error);
   EXPECT_NE(not_read.status().message().find("data space map page 2"), std::string::npos);
 }
@@ -153,11 +160,13 @@ TEST(DataSpaceMapPages, PageOverflowIsANoSpaceErrorNamingThePage) {
   auto all = map->reserve(ThinId(1), 8192);
   ASSERT_TRUE(all.ok());
   for (const auto& r : *all) log.apply(*map, r);
-  for (uint64_t b = 4096; b < 8192; b += 2) log.apply(*map, journal::DataRangeRefDelta{DBlock(b), 1, -1});
+  for (uint64_t b = 4096; b < 8192; b += 2)
+    log.apply(*map, journal::DataRangeRefDelta{DBlock(b), 1, -1});
   auto pages = map->encode_dirty_pages();
   ASSERT_FALSE(pages.ok());
   EXPECT_EQ(pages.status().code(), Errc::no_space);
-  EXPECT_NE(pages.status().message().find("page 1 (blocks 4096..8192) overflows"), std::string::npos)
+  EXPECT_NE(pages.status().message().find("page 1 (blocks 4096..8192) overflows"),
+            std::string::npos)
       << pages.status().to_string();
 }
 
@@ -167,7 +176,7 @@ TEST(DataSpaceMapPages, PageOverflowIsANoSpaceErrorNamingThePage) {
 // every committed record through apply_space_map_record.
 TEST(DataSpaceMapPages, RangeAcrossPagesIsReplayedPerPage) {
   const DataGeometry g = geometry(30, 10);
-  const PageRegion meta_region{MBlock(10), 1};
+  const PageRegion meta_region{MBlock(10), kSlotsPerPage};
   auto data = DataSpaceMap::create(g);
   auto meta = MetadataSpaceMap::create(40, meta_region);
   ASSERT_TRUE(data.ok() && meta.ok());
@@ -188,7 +197,7 @@ TEST(DataSpaceMapPages, RangeAcrossPagesIsReplayedPerPage) {
   };
   log_and_apply(journal::DataRangeAlloc{DBlock(5), 10, ThinId(1)});  // pages 0 and 1
   log_and_apply(journal::MetaRefDelta{MBlock(3), +1});
-  log_and_apply(journal::DataRangeRefDelta{DBlock(8), 4, +1});       // pages 0 and 1
+  log_and_apply(journal::DataRangeRefDelta{DBlock(8), 4, +1});  // pages 0 and 1
   journal::Record commit = journal::Commit{1};
   EXPECT_FALSE(apply_space_map_record(commit, Lsn(99), *meta, *data));
   auto dirty = data->encode_dirty_pages();
@@ -223,7 +232,8 @@ TEST(DataSpaceMapBench, LoadVersusRebuildOfFreeIndexFor100kExtents) {
   auto all = map->reserve(ThinId(1), g.nr_blocks);
   ASSERT_TRUE(all.ok());
   for (const auto& r : *all) log.apply(*map, r);
-  for (uint64_t b = 0; b < g.nr_blocks; b += 4) log.apply(*map, journal::DataRangeRefDelta{DBlock(b), 2, -1});
+  for (uint64_t b = 0; b < g.nr_blocks; b += 4)
+    log.apply(*map, journal::DataRangeRefDelta{DBlock(b), 2, -1});
   ASSERT_EQ(map->extent_count(), kExtents);
   PageDisk disk;
   auto pages = map->encode_dirty_pages();
@@ -255,9 +265,10 @@ TEST(DataSpaceMapBench, LoadVersusRebuildOfFreeIndexFor100kExtents) {
     EXPECT_EQ(free_index.run_count(), kExtents / 2);
     EXPECT_EQ(loaded->count_free(), map->count_free());
   }
-  std::printf("data space map, %llu extents in %zu pages: load (read+verify+decode+rebuild) "
-              "%.2f ms, of which free-index rebuild %.2f ms\n",
-              static_cast<unsigned long long>(kExtents), pages->size(), load_ms, rebuild_ms);
+  std::printf(
+      "data space map, %llu extents in %zu pages: load (read+verify+decode+rebuild) "
+      "%.2f ms, of which free-index rebuild %.2f ms\n",
+      static_cast<unsigned long long>(kExtents), pages->size(), load_ms, rebuild_ms);
 }
 
 }  // namespace

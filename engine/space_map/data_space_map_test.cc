@@ -16,7 +16,8 @@ using testing::RecordLog;
 
 DataSpaceMap make_map(uint64_t nr_blocks, uint64_t blocks_per_page = kDefaultDataBlocksPerPage) {
   const uint64_t pages = DataSpaceMap::pages_for(nr_blocks, blocks_per_page);
-  auto map = DataSpaceMap::create({nr_blocks, blocks_per_page, PageRegion{MBlock(100), pages}});
+  auto map = DataSpaceMap::create(
+      {nr_blocks, blocks_per_page, PageRegion{MBlock(100), kSlotsPerPage * pages}});
   TP_ASSERT(map.ok());
   return std::move(map).value();
 }
@@ -117,7 +118,7 @@ TEST(DataSpaceMap, CheckRejectsWhatApplyWouldAssertOn) {
 }
 
 TEST(DataSpaceMap, GrowAddsFreeBlocksAtTheEnd) {
-  auto map = DataSpaceMap::create({100, 64, PageRegion{MBlock(10), 4}});
+  auto map = DataSpaceMap::create({100, 64, PageRegion{MBlock(10), 4 * kSlotsPerPage}});
   ASSERT_TRUE(map.ok());
   RecordLog log;
   auto r = map->reserve(ThinId(1), 100);
@@ -179,9 +180,8 @@ TEST(DataSpaceMap, TallyKeepsRangesNotBlocks) {
   DataRefTally tally;
   tally.add(DBlock(0), 1'000'000);
   tally.add(DBlock(500'000), 1'000'000);
-  const std::vector<DataExtent> want = {{DBlock(0), 500'000, 1},
-                                        {DBlock(500'000), 500'000, 2},
-                                        {DBlock(1'000'000), 500'000, 1}};
+  const std::vector<DataExtent> want = {
+      {DBlock(0), 500'000, 1}, {DBlock(500'000), 500'000, 2}, {DBlock(1'000'000), 500'000, 1}};
   EXPECT_EQ(tally.extents(), want);
 }
 

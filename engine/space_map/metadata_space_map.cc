@@ -35,11 +35,11 @@ MetadataSpaceMap::MetadataSpaceMap(uint64_t nr_blocks, PageRegion region)
 
 Result<MetadataSpaceMap> MetadataSpaceMap::create(uint64_t nr_blocks, PageRegion region) {
   if (nr_blocks == 0) return Status(Errc::invalid_argument, "metadata space map of 0 blocks");
-  if (chunks_for(nr_blocks) > region.capacity) {
+  if (chunks_for(nr_blocks) > region.page_capacity()) {
     return Status(Errc::invalid_argument,
                   "metadata space map of " + std::to_string(nr_blocks) + " blocks needs " +
                       std::to_string(chunks_for(nr_blocks)) + " pages, region holds " +
-                      std::to_string(region.capacity));
+                      std::to_string(region.page_capacity()));
   }
   return MetadataSpaceMap(nr_blocks, region);
 }
@@ -76,10 +76,11 @@ Status MetadataSpaceMap::grow(uint64_t new_nr_blocks) {
                                               std::to_string(new_nr_blocks) + " blocks");
   }
   const uint64_t new_chunks = chunks_for(new_nr_blocks);
-  if (new_chunks > region_.capacity) {
+  if (new_chunks > region_.page_capacity()) {
     return Status(Errc::no_space, "metadata space map of " + std::to_string(new_nr_blocks) +
                                       " blocks needs " + std::to_string(new_chunks) +
-                                      " pages, region holds " + std::to_string(region_.capacity));
+                                      " pages, region holds " +
+                                      std::to_string(region_.page_capacity()));
   }
   const uint64_t old_nr = nr_blocks_;
   nr_blocks_ = new_nr_blocks;
@@ -141,8 +142,8 @@ void MetadataSpaceMap::cancel(MBlock block) {
 
 Status MetadataSpaceMap::check(const journal::MetaRefDelta& r) const {
   const uint64_t b = r.block.value();
-  const std::string what = "metadata ref delta " + std::to_string(r.delta) + " on block " +
-                           std::to_string(b) + ": ";
+  const std::string what =
+      "metadata ref delta " + std::to_string(r.delta) + " on block " + std::to_string(b) + ": ";
   if (b >= nr_blocks_) {
     return Status(Errc::invalid_argument, what + "beyond " + std::to_string(nr_blocks_));
   }
@@ -244,7 +245,9 @@ std::vector<std::byte> MetadataSpaceMap::encode_chunk(uint64_t chunk) const {
   put_u64(page, kOffChunkIndex, chunk);
   put_u32(page, kOffFreeCount, free_count);
   put_u32(page, kOffReserved, 0);
-  seal_block(page, BlockType::metadata_space_map, region_.first + chunk, chunks_[chunk].lsn);
+  // Into the slot that does not hold the newest durable version.
+  seal_block(page, BlockType::metadata_space_map,
+             region_.slot_location(chunk, 1 - chunks_[chunk].durable_slot), chunks_[chunk].lsn);
   return page;
 }
 
@@ -252,16 +255,19 @@ std::vector<EncodedPage> MetadataSpaceMap::encode_dirty_pages(Lsn up_to) const {
   std::vector<EncodedPage> out;
   for (uint64_t c = 0; c < chunks_.size(); ++c) {
     if (!chunks_[c].dirty || chunks_[c].lsn > up_to) continue;
-    out.push_back({region_.first + c, chunks_[c].lsn, encode_chunk(c), chunks_[c].generation});
+    out.push_back({region_.slot_location(c, 1 - chunks_[c].durable_slot), chunks_[c].lsn,
+                   encode_chunk(c), chunks_[c].generation});
   }
   return out;
 }
 
 void MetadataSpaceMap::mark_written(const EncodedPage& page) {
-  TP_ASSERT_GE(page.location, region_.first);
-  const uint64_t c = page.location - region_.first;
+  const PageSlot where = page_slot_of(region_, page.location);
+  const uint64_t c = where.page;
   TP_ASSERT_LT(c, chunks_.size());
   Chunk& chunk = chunks_[c];
+  // The slot now holds the newest durable version, whatever changed since.
+  chunk.durable_slot = where.slot;
   if (chunk.generation == page.generation) {
     chunk.dirty = false;
     chunk.rec_lsn.reset();
@@ -287,8 +293,9 @@ uint64_t MetadataSpaceMap::dirty_page_count() const {
   return n;
 }
 
-Status MetadataSpaceMap::decode_chunk(uint64_t chunk, std::span<const std::byte> page) {
-  const MBlock location = region_.first + chunk;
+Status MetadataSpaceMap::decode_chunk(uint64_t chunk, unsigned slot,
+                                      std::span<const std::byte> page) {
+  const MBlock location = region_.slot_location(chunk, slot);
   TP_RETURN_IF_ERROR(verify_block(page, BlockType::metadata_space_map, location));
   auto bad = [&](const std::string& why) {
     return Status(Errc::corruption,
@@ -330,6 +337,7 @@ Status MetadataSpaceMap::decode_chunk(uint64_t chunk, std::span<const std::byte>
   chunks_[chunk].allocatable = free_count;
   chunks_[chunk].lsn = peek_block_header(page).lsn;
   chunks_[chunk].dirty = false;
+  chunks_[chunk].durable_slot = slot;
   return ok_status();
 }
 
@@ -337,11 +345,11 @@ Result<MetadataSpaceMap> MetadataSpaceMap::load(uint64_t nr_blocks, PageRegion r
                                                 const PageReader& read_page) {
   TP_ASSIGN_OR_RETURN(MetadataSpaceMap map, create(nr_blocks, region));
   for (uint64_t c = 0; c < map.chunks_.size(); ++c) {
-    Result<std::vector<std::byte>> page = read_page(region.first + c);
+    Result<ChosenSlot> page = read_newest_slot(region, c, BlockType::metadata_space_map, read_page);
     if (!page.ok()) {
       return page.status().with_context("reading metadata space map page " + std::to_string(c));
     }
-    TP_RETURN_IF_ERROR(map.decode_chunk(c, page.value()));
+    TP_RETURN_IF_ERROR(map.decode_chunk(c, page->slot, page->bytes));
   }
   return map;
 }

@@ -107,7 +107,7 @@ class MetadataSpaceMap {
   uint32_t refcount(MBlock block) const;
   bool is_reserved(MBlock block) const;
   uint64_t nr_blocks() const { return nr_blocks_; }
-  uint64_t count_used() const { return used_; }          // count > 0
+  uint64_t count_used() const { return used_; }  // count > 0
   uint64_t count_reserved() const { return reserved_count_; }
   uint64_t count_free() const { return nr_blocks_ - used_ - reserved_count_; }  // allocatable
   Lsn chunk_lsn(uint64_t chunk) const;
@@ -134,8 +134,11 @@ class MetadataSpaceMap {
     Lsn lsn;
     uint32_t allocatable = 0;  // count == 0 and not reserved
     bool dirty = true;
-    uint64_t generation = 0;  // bumped by every change, to match mark_written
+    uint64_t generation = 0;     // bumped by every change, to match mark_written
     std::optional<Lsn> rec_lsn;  // first record applied since last written
+    // The slot holding the newest durable version (space_map_page.h); the
+    // next write goes to the other one. 1 for a chunk never written.
+    unsigned durable_slot = 1;
   };
 
   MetadataSpaceMap(uint64_t nr_blocks, PageRegion region);
@@ -143,7 +146,7 @@ class MetadataSpaceMap {
   void touch(uint64_t chunk);
   std::optional<uint64_t> find_free(uint64_t from, uint64_t to) const;
   std::vector<std::byte> encode_chunk(uint64_t chunk) const;
-  Status decode_chunk(uint64_t chunk, std::span<const std::byte> page);
+  Status decode_chunk(uint64_t chunk, unsigned slot, std::span<const std::byte> page);
 
   uint64_t nr_blocks_ = 0;
   PageRegion region_;

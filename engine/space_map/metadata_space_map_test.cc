@@ -16,7 +16,7 @@ using testing::PageDisk;
 using testing::RecordLog;
 using testing::used_of;
 
-constexpr PageRegion kRegion{MBlock(3), 8};
+constexpr PageRegion kRegion{MBlock(3), 8 * kSlotsPerPage};
 
 MetadataSpaceMap make_map(uint64_t nr_blocks) {
   auto map = MetadataSpaceMap::create(nr_blocks, kRegion);
@@ -123,7 +123,9 @@ RC_GTEST_PROP(MetadataSpaceMap, ReplayOfAllRecordsOverAnyCheckpointIsIdempotent,
   MetaHarness h{make_map(nr)};
   PageDisk disk;
   Lsn tail(1);
-  auto encode = [](const MetadataSpaceMap& m, Lsn durable) { return m.encode_dirty_pages(durable); };
+  auto encode = [](const MetadataSpaceMap& m, Lsn durable) {
+    return m.encode_dirty_pages(durable);
+  };
   checkpoint(h.map, disk, false);
   const int steps = *rc::gen::inRange(0, 200);
   for (int i = 0; i < steps; ++i) {
@@ -147,9 +149,9 @@ RC_GTEST_PROP(MetadataSpaceMap, ReplayOfAllRecordsOverAnyCheckpointIsIdempotent,
 }
 
 TEST(MetadataSpaceMap, FormatGrowEncodeAndLoad) {
-  MetadataSpaceMap map = make_map(1500);  // two chunks, the second partial
+  MetadataSpaceMap map = make_map(1500);                     // two chunks, the second partial
   map.mark_used_at_format(MBlock(0), 3 + kRegion.capacity);  // superblock etc.
-  EXPECT_EQ(map.count_used(), 11u);
+  EXPECT_EQ(map.count_used(), 19u);                          // 3 + 8 pages * 2 slots
   EXPECT_EQ(map.dirty_page_count(), 2u);
   RecordLog log;
   auto r = map.reserve(MBlock(1000));
@@ -162,7 +164,7 @@ TEST(MetadataSpaceMap, FormatGrowEncodeAndLoad) {
   EXPECT_EQ(map.grow(1000).code(), Errc::invalid_argument);
   EXPECT_EQ(map.grow(kEntriesPerChunk * 8 + 1).code(), Errc::no_space);
   ASSERT_TRUE(map.grow(kEntriesPerChunk * 3 + 5).ok());
-  EXPECT_EQ(map.count_free(), kEntriesPerChunk * 3 + 5 - 12);
+  EXPECT_EQ(map.count_free(), kEntriesPerChunk * 3 + 5 - 20);
 
   PageDisk disk;
   for (const EncodedPage& p : map.encode_dirty_pages()) {
@@ -208,19 +210,20 @@ TEST(MetadataSpaceMap, CorruptPagesAreRejected) {
   auto load = [&](const PageDisk& d) { return MetadataSpaceMap::load(2000, kRegion, d.reader()); };
   ASSERT_TRUE(load(disk).ok());
 
+  // Page 1's slot 0 is block 5 (slot 1, block 6, was never written).
   PageDisk flipped = disk;
-  flipped.pages.at(4)[1000] ^= std::byte{1};
+  flipped.pages.at(5)[1000] ^= std::byte{1};
   auto a = load(flipped);
   EXPECT_EQ(a.status().code(), Errc::corruption);
   EXPECT_NE(a.status().message().find("checksum"), std::string::npos);
 
   PageDisk lying = disk;
-  auto& bytes = lying.pages.at(4);
+  auto& bytes = lying.pages.at(5);
   put_u32(bytes, 48, 7);  // free count
-  seal_block(bytes, BlockType::metadata_space_map, MBlock(4), Lsn(0));
+  seal_block(bytes, BlockType::metadata_space_map, MBlock(5), Lsn(0));
   auto b = load(lying);
   EXPECT_EQ(b.status().code(), Errc::corruption);
-  EXPECT_NE(b.status().message().find("metadata space map block 4: free count 7"),
+  EXPECT_NE(b.status().message().find("metadata space map block 5: free count 7"),
             std::string::npos)
       << b.status().to_string();
 

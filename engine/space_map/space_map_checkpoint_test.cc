@@ -6,8 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "engine/cache/block_cache.h"
@@ -24,9 +26,9 @@ namespace {
 
 constexpr uint64_t kDeviceBlocks = 256;
 constexpr journal::RingGeometry kRing{MBlock(8), 64};
-constexpr PageRegion kMetaRegion{MBlock(100), 1};
+constexpr PageRegion kMetaRegion{MBlock(100), kSlotsPerPage};
 constexpr uint64_t kDataBlocks = 2000;
-const DataGeometry kDataGeometry{kDataBlocks, 100, PageRegion{MBlock(120), 20}};
+const DataGeometry kDataGeometry{kDataBlocks, 100, PageRegion{MBlock(120), 20 * kSlotsPerPage}};
 
 class SpaceMapVisitor final : public journal::RecordVisitor {
  public:
@@ -45,14 +47,16 @@ class SpaceMapVisitor final : public journal::RecordVisitor {
 struct Node {
   explicit Node(std::vector<std::byte> image, uint64_t seed)
       : sched(seed),
-        disk(sched, [this](Nanos d, std::function<void()> f) { sched.schedule_after(d, std::move(f)); },
-             kDeviceBlocks * kMetadataBlockBytes, seed, std::move(image)),
+        disk(
+            sched,
+            [this](Nanos d, std::function<void()> f) { sched.schedule_after(d, std::move(f)); },
+            kDeviceBlocks * kMetadataBlockBytes, seed, std::move(image)),
         cache(sched, disk, cache::BlockCacheOptions{64, 8}) {}
   ~Node() { sched.kill_all_tasks(); }
 
   void start(const journal::JournalResume& resume) {
-    journal = std::make_unique<journal::Journal>(sched, disk, kRing, cache, journal::JournalOptions{},
-                                                 resume);
+    journal = std::make_unique<journal::Journal>(sched, disk, kRing, cache,
+                                                 journal::JournalOptions{}, resume);
     journal->set_record_applier([this](const journal::Record& r, Lsn lsn) {
       if (apply_space_map_record(r, lsn, *meta, *data)) applied.emplace_back(lsn, r);
     });
@@ -80,14 +84,14 @@ struct Node {
   std::unique_ptr<journal::Journal> journal;
   std::unique_ptr<SpaceMapCheckpoint> participant;
   std::unique_ptr<journal::Checkpointer> checkpointer;
-  journal::JournalPosition tail;  // the superblock's
+  journal::JournalPosition tail;                         // the superblock's
   std::vector<std::pair<Lsn, journal::Record>> applied;  // by the record applier, in order
 };
 
 // Fresh maps as format leaves them.
 void format_maps(Node& node) {
   node.meta = std::move(MetadataSpaceMap::create(kDeviceBlocks, kMetaRegion)).value();
-  node.meta->mark_used_at_format(MBlock(0), 140);  // superblock, ring, maps
+  node.meta->mark_used_at_format(MBlock(0), 160);  // superblock, ring, maps
   node.data = std::move(DataSpaceMap::create(kDataGeometry)).value();
 }
 
@@ -152,7 +156,8 @@ TEST(SpaceMapCheckpoint, JournalCheckpointCrashRecoverGivesTheLiveMaps) {
   after.data = std::move(data).value();
   SpaceMapVisitor visitor(*after.meta, *after.data);
   std::optional<Result<journal::RecoveryResult>> recovered;
-  after.run([&] { recovered = journal::recover(after.disk, kRing, after.cache, live.tail, visitor); });
+  after.run(
+      [&] { recovered = journal::recover(after.disk, kRing, after.cache, live.tail, visitor); });
   ASSERT_TRUE(recovered.has_value() && recovered->ok()) << recovered->status().to_string();
 
   EXPECT_EQ(testing::extents_of(*after.data), testing::extents_of(*live.data));
@@ -160,6 +165,77 @@ TEST(SpaceMapCheckpoint, JournalCheckpointCrashRecoverGivesTheLiveMaps) {
   EXPECT_EQ(after.data->count_free(), live.data->count_free());
   EXPECT_EQ(after.meta->count_free(), live.meta->count_free());
   after.data->check_invariants();
+}
+
+// Loads both maps from `image`, replays the journal from `tail`, and checks
+// that the result equals `live`.
+void expect_recovers_to(const std::vector<std::byte>& image, const journal::JournalPosition& tail,
+                        Node& live, const std::string& what) {
+  Node after(image, 99);
+  auto meta = MetadataSpaceMap::load(kDeviceBlocks, kMetaRegion, image_reader(image));
+  auto data = DataSpaceMap::load(kDataGeometry, image_reader(image));
+  ASSERT_TRUE(meta.ok()) << what << ": " << meta.status().to_string();
+  ASSERT_TRUE(data.ok()) << what << ": " << data.status().to_string();
+  after.meta = std::move(meta).value();
+  after.data = std::move(data).value();
+  SpaceMapVisitor visitor(*after.meta, *after.data);
+  std::optional<Result<journal::RecoveryResult>> recovered;
+  after.run([&] { recovered = journal::recover(after.disk, kRing, after.cache, tail, visitor); });
+  ASSERT_TRUE(recovered.has_value() && recovered->ok()) << what;
+  EXPECT_EQ(testing::extents_of(*after.data), testing::extents_of(*live.data)) << what;
+  EXPECT_EQ(testing::used_of(*after.meta), testing::used_of(*live.meta)) << what;
+  EXPECT_EQ(after.data->count_free(), live.data->count_free()) << what;
+  EXPECT_EQ(after.meta->count_free(), live.meta->count_free()) << what;
+  after.data->check_invariants();
+}
+
+// A crash tears the page writes of a checkpoint (each written page keeps
+// only its first half). The pages are written into the slot that does not
+// hold the version the superblock's tail depends on, so load still finds an
+// intact version of every page and replay brings it up to date. Without the
+// second slot the torn page is the only copy, and load fails (corruption).
+TEST(SpaceMapCheckpoint, TornPageWritesOfACheckpointStillLoadAndRecover) {
+  Node live(std::vector<std::byte>(kDeviceBlocks * kMetadataBlockBytes), 21);
+  format_maps(live);
+  live.start(journal::JournalResume{});
+  std::vector<journal::DataRangeAlloc> allocated;
+  live.run([&] {
+    ASSERT_TRUE(live.participant->write_pages(Lsn(0)).ok());
+    ASSERT_TRUE(live.disk.flush().ok());
+    live.participant->pages_durable();
+    for (int i = 0; i < 40; ++i) {
+      transact(live, i % 3, 1 + i % 7, i % 4 == 3, allocated);
+      // Two checkpoints, so that pages have a version in each slot.
+      if (i == 12 || i == 25) ASSERT_TRUE(live.checkpointer->checkpoint().ok());
+    }
+  });
+  const journal::JournalPosition tail = live.tail;  // the superblock's, durable
+  ASSERT_GT(tail.lsn, Lsn(1));
+  const uint64_t bytes = kDeviceBlocks * kMetadataBlockBytes;
+  const std::vector<std::byte> before = live.disk.durable_bytes(0, bytes);
+  // The next checkpoint writes its pages (and they even become durable),
+  // but the crash comes before the superblock names a new tail.
+  live.run([&] {
+    ASSERT_TRUE(live.participant->write_pages(live.journal->durable_lsn()).ok());
+    ASSERT_TRUE(live.disk.flush().ok());
+  });
+  const std::vector<std::byte> after = live.disk.durable_bytes(0, bytes);
+
+  std::vector<std::byte> torn = before;
+  uint64_t torn_pages = 0;
+  for (uint64_t b = kMetaRegion.first.value(); b < 160; ++b) {
+    const size_t at = b * kMetadataBlockBytes;
+    if (std::equal(before.begin() + at, before.begin() + at + kMetadataBlockBytes,
+                   after.begin() + at)) {
+      continue;
+    }
+    std::copy(after.begin() + at, after.begin() + at + kMetadataBlockBytes / 2, torn.begin() + at);
+    ++torn_pages;
+  }
+  ASSERT_GT(torn_pages, 2u);  // pages of both maps
+  expect_recovers_to(torn, tail, live, "torn page writes");
+  expect_recovers_to(after, tail, live, "page writes durable, tail not moved");
+  expect_recovers_to(before, tail, live, "page writes lost");
 }
 
 // Three committers interleave through group commit while a fourth task
@@ -215,9 +291,11 @@ TEST(SpaceMapCheckpoint, CrashAtAnyInstantWithConcurrentCommitsAndCheckpoints) {
     after.data = std::move(data).value();
     SpaceMapVisitor visitor(*after.meta, *after.data);
     std::optional<Result<journal::RecoveryResult>> recovered;
-    after.run([&] { recovered = journal::recover(after.disk, kRing, after.cache, live.tail, visitor); });
+    after.run(
+        [&] { recovered = journal::recover(after.disk, kRing, after.cache, live.tail, visitor); });
     ASSERT_TRUE(recovered.has_value() && recovered->ok()) << "seed " << seed;
-    EXPECT_EQ(testing::extents_of(*after.data), testing::extents_of(*expect.data)) << "seed " << seed;
+    EXPECT_EQ(testing::extents_of(*after.data), testing::extents_of(*expect.data))
+        << "seed " << seed;
     EXPECT_EQ(testing::used_of(*after.meta), testing::used_of(*expect.meta)) << "seed " << seed;
     after.data->check_invariants();
   }

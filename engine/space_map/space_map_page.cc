@@ -1,8 +1,45 @@
 #include "engine/space_map/space_map_page.h"
 
+#include <optional>
+#include <string>
+
 #include "engine/base/assert.h"
 
 namespace thinp::space_map {
+
+PageSlot page_slot_of(const PageRegion& region, MBlock location) {
+  TP_ASSERT_GE(location, region.first);
+  const uint64_t offset = location - region.first;
+  TP_ASSERT_LT(offset, region.capacity);
+  return PageSlot{offset / kSlotsPerPage, static_cast<unsigned>(offset % kSlotsPerPage)};
+}
+
+Result<ChosenSlot> read_newest_slot(const PageRegion& region, uint64_t page, BlockType type,
+                                    const PageReader& read_page) {
+  std::optional<ChosenSlot> best;
+  Lsn best_lsn;
+  std::string failures;
+  for (unsigned slot = 0; slot < kSlotsPerPage; ++slot) {
+    const MBlock at = region.slot_location(page, slot);
+    Result<std::vector<std::byte>> bytes = read_page(at);
+    if (!bytes.ok()) return bytes.status();
+    if (Status s = verify_block(bytes.value(), type, at); !s.ok()) {
+      failures += (failures.empty() ? "" : "; ") + s.message();
+      continue;  // a torn write, or never written
+    }
+    const Lsn lsn = peek_block_header(bytes.value()).lsn;
+    // Equal LSNs mean the same state: either slot will do.
+    if (!best || lsn > best_lsn) {
+      best = ChosenSlot{std::move(bytes).value(), slot};
+      best_lsn = lsn;
+    }
+  }
+  if (!best) {
+    return Status(Errc::corruption,
+                  "neither slot of page " + std::to_string(page) + " verifies: " + failures);
+  }
+  return std::move(*best);
+}
 
 size_t varint_bytes(uint64_t v) {
   size_t n = 1;

@@ -1,19 +1,42 @@
 // What the two space maps share: where their checkpoint pages live, how a
 // page leaves and enters them, and a bounds-checked varint codec.
 //
-// # Where the pages live
+// # Where the pages live: two slots per page
 //
 // Each space map owns one contiguous range of metadata blocks, a PageRegion,
-// given to its constructor. Page i of a map lives at region.first + i, always:
-// a page never moves, so the map needs no index of its own pages and a reader
-// needs nothing but the region and the map's size (both from the superblock)
-// to find every page. The region is sized by whoever lays out the metadata
-// device (engine/format/layout.h) for the largest size the map may grow to;
-// growing past it is a no_space error, never a silent overflow. The blocks of
-// the region are themselves metadata blocks: the layout accounts for them in
-// the metadata space map at format time (MetadataSpaceMap::mark_used_at_format)
-// like the superblock and the journal.
+// given to its constructor. Page i of a map has two slots, at region.first +
+// 2i and region.first + 2i + 1, always: a page never moves, so the map needs
+// no index of its own pages and a reader needs nothing but the region and the
+// map's size (both from the superblock) to find every slot. The region is
+// sized by whoever lays out the metadata device (engine/format/layout.h) for
+// the largest size the map may grow to, two blocks per page; growing past it
+// is a no_space error, never a silent overflow. The blocks of the region are
+// themselves metadata blocks: the layout accounts for them in the metadata
+// space map at format time (MetadataSpaceMap::mark_used_at_format) like the
+// superblock and the journal.
 //
+// Why two slots (ping-pong): a checkpoint writes pages in place, and a crash
+// can tear that write. The journal replays from the superblock's tail only,
+// so the version of the page that the tail depends on must survive the
+// crash. A checkpoint therefore always writes a page into the slot that does
+// NOT hold its newest durable version (`durable_slot`, known from load and
+// from mark_written); the other slot is never touched until the write is
+// durable. At load, each slot is checked with verify_block (checksum, type,
+// its own location) and the one with the higher header LSN wins; a slot that
+// does not verify is taken for a torn write and ignored. Both failing is
+// corruption. A slot that verifies but then fails the page's own structure
+// checks is corruption too (a torn write cannot pass the checksum).
+//
+// Either slot is safe to pick when it verifies: the write-ahead rule below
+// means every record up to its LSN is durable and committed, and the journal
+// tail is at or below the recovery LSN of the page, which is at most one past
+// the LSN of the older durable version; replay from the tail then re-applies
+// (idempotently) every record newer than the slot picked.
+//
+// Known limit: a slot whose last durable write later rots (fails its
+// checksum) looks like a torn write, and the older slot is used; records
+// between the two versions may already be behind the tail. The refcount
+// check (DESIGN.md section 5, invariant 4) is what catches that.
 // # How state changes: decide, log, apply
 //
 // While the pool runs, the in-memory maps are authoritative; the pages are a
@@ -91,14 +114,30 @@
 
 #include "engine/base/status.h"
 #include "engine/base/units.h"
+#include "engine/format/block_header.h"
 
 namespace thinp::space_map {
 
-// The metadata blocks [first, first + capacity) that hold a map's pages.
+// The metadata blocks [first, first + capacity) that hold a map's pages,
+// kSlotsPerPage blocks per page.
+inline constexpr uint64_t kSlotsPerPage = 2;
 struct PageRegion {
   MBlock first;
-  uint64_t capacity = 0;  // in pages
+  uint64_t capacity = 0;  // in blocks: holds capacity / kSlotsPerPage pages
+
+  uint64_t page_capacity() const { return capacity / kSlotsPerPage; }
+  MBlock slot_location(uint64_t page, unsigned slot) const {
+    return first + (page * kSlotsPerPage + slot);
+  }
 };
+
+// Which page and slot the block `location` of `region` is (asserts it is in
+// the region).
+struct PageSlot {
+  uint64_t page = 0;
+  unsigned slot = 0;
+};
+PageSlot page_slot_of(const PageRegion& region, MBlock location);
 
 // A page ready to be written at `location`. It must not be written before
 // every record up to `lsn` is durable and committed (the write-ahead rule
@@ -128,6 +167,16 @@ inline constexpr Lsn kAnyLsn{UINT64_MAX};
 // Reads one page during load. May suspend (it is called from the loading
 // task); returns the device's error, which load passes on with context.
 using PageReader = std::function<Result<std::vector<std::byte>>(MBlock location)>;
+
+// Reads both slots of `page` and returns the bytes of the newest one that
+// passes verify_block(type, its location), and its slot number. corruption
+// naming both slots if neither verifies; a reader error is passed on.
+struct ChosenSlot {
+  std::vector<std::byte> bytes;
+  unsigned slot = 0;
+};
+Result<ChosenSlot> read_newest_slot(const PageRegion& region, uint64_t page, BlockType type,
+                                    const PageReader& read_page);
 
 // Unsigned LEB128. put_varint appends; it asserts the output has room (an
 // encoder sizes its output first). get_varint reads at `offset` without going

@@ -2,6 +2,9 @@
 // the data space map, a log of applied records and a page "disk".
 #pragma once
 
+#include <gtest/gtest.h>
+#include <rapidcheck.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <functional>
@@ -10,9 +13,6 @@
 #include <tuple>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <rapidcheck.h>
 
 #include "engine/journal/record.h"
 #include "engine/space_map/data_space_map.h"
@@ -90,7 +90,8 @@ inline std::vector<std::pair<uint64_t, uint32_t>> used_of(const MetadataSpaceMap
   return out;
 }
 
-// A device of metadata pages; written pages only.
+// A device of metadata pages: a block never written reads as zeros, as the
+// space map regions do after format.
 struct PageDisk {
   std::map<uint64_t, std::vector<std::byte>> pages;
 
@@ -98,9 +99,7 @@ struct PageDisk {
   PageReader reader() const {
     return [this](MBlock at) -> Result<std::vector<std::byte>> {
       auto it = pages.find(at.value());
-      if (it == pages.end()) {
-        return Status(Errc::io_error, "no page at " + std::to_string(at.value()));
-      }
+      if (it == pages.end()) return std::vector<std::byte>(kMetadataBlockBytes, std::byte{0});
       return it->second;
     };
   }
@@ -158,14 +157,13 @@ struct RecordLog {
   }
 };
 
-
 // Drives a DataSpaceMap with random operations through the decide / log /
 // apply protocol and checks every answer against a BlockModel as it goes.
 struct DataHarness {
   DataSpaceMap map;
   BlockModel model;
   RecordLog log;
-  std::map<uint64_t, uint64_t> last_end;  // owner -> end of its last reservation
+  std::map<uint64_t, uint64_t> last_end;         // owner -> end of its last reservation
   std::vector<journal::DataRangeAlloc> pending;  // reserved, not yet applied or cancelled
 
   explicit DataHarness(DataSpaceMap m) : map(std::move(m)) { model.nr_blocks = map.nr_blocks(); }
@@ -205,7 +203,8 @@ struct DataHarness {
     }
     last_end[owner] = runs.back().begin.value() + runs.back().length;
     for (const auto& r : runs) {
-      for (uint64_t b = r.begin.value(); b < r.begin.value() + r.length; ++b) model.reserved.insert(b);
+      for (uint64_t b = r.begin.value(); b < r.begin.value() + r.length; ++b)
+        model.reserved.insert(b);
       pending.push_back(r);
     }
     RC_ASSERT(map.count_reserved() == model.reserved.size());
@@ -213,7 +212,8 @@ struct DataHarness {
     // while others allocate (settled by a later step).
     const int fate = *rc::gen::inRange(0, 4);
     if (fate == 0) return;
-    while (pending.size() > 0 && pending.back().owner == ThinId(owner)) settle(pending.size() - 1, fate == 1);
+    while (pending.size() > 0 && pending.back().owner == ThinId(owner))
+      settle(pending.size() - 1, fate == 1);
   }
 
   // Applies (or cancels) the open reservation pending[i].
@@ -237,7 +237,8 @@ struct DataHarness {
   // The smallest (or largest) model count in [begin, begin + n).
   uint32_t lowest_or_most(uint64_t begin, uint64_t n, bool most) const {
     uint32_t v = most ? 0 : UINT32_MAX;
-    for (uint64_t b = begin; b < begin + n; ++b) v = most ? std::max(v, model.at(b)) : std::min(v, model.at(b));
+    for (uint64_t b = begin; b < begin + n; ++b)
+      v = most ? std::max(v, model.at(b)) : std::min(v, model.at(b));
     return v;
   }
 
@@ -270,7 +271,8 @@ struct DataHarness {
 
   void probe_invalid() {
     const uint64_t b = *rc::gen::inRange<uint64_t>(0, model.nr_blocks);
-    const journal::DataRangeRefDelta r{DBlock(b), 1, model.at(b) == 0 ? +1 : -int32_t(model.at(b)) - 1};
+    const journal::DataRangeRefDelta r{DBlock(b), 1,
+                                       model.at(b) == 0 ? +1 : -int32_t(model.at(b)) - 1};
     RC_ASSERT(map.check(r).code() == Errc::invalid_argument);
   }
 
