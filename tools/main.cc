@@ -115,11 +115,13 @@ int run(int argc, char** argv) {
       ->required();
   bench_metadata->add_flag("--json", metadata_args.json, "print one JSON object");
 
-  uint64_t isolation_seed = 1;
+  IsolationBenchOptions isolation_args;
   bool isolation_json = false;
   CLI::App* bench_isolation = bench->add_subcommand(
       "isolation", "simulator: thin B's latency with and without thin A's provisioning storm");
-  bench_isolation->add_option("--seed", isolation_seed, "seed");
+  bench_isolation->add_option("--seed", isolation_args.seed, "seed");
+  bench_isolation->add_option("--a-tasks", isolation_args.a_tasks, "storm tasks on thin A");
+  bench_isolation->add_option("--channels", isolation_args.channels, "IOs served at once");
   bench_isolation->add_flag("--json", isolation_json, "print one JSON object");
 
   // --- pool administration ----------------------------------------------------
@@ -242,7 +244,7 @@ int run(int argc, char** argv) {
   if (pin->parsed()) return run_pin(pin_args);
   if (unpin->parsed()) return run_unpin(unpin_args);
   if (bench_metadata->parsed()) return run_metadata_bench_command(metadata_args);
-  if (bench_isolation->parsed()) return run_isolation_bench_command(isolation_seed, isolation_json);
+  if (bench_isolation->parsed()) return run_isolation_bench_command(isolation_args, isolation_json);
   if (bench->parsed()) {
     if (bench_args.device.empty())
       return usage_error("bench needs --device PATH (or the metadata verb)");
