@@ -308,9 +308,10 @@ JournalBlockPacker::JournalBlockPacker(std::span<std::byte> buffer, RingGeometry
 uint64_t JournalBlockPacker::blocks_needed_bound(uint64_t total_bytes, uint64_t record_count) {
   // Every block but the last loses at most one fragment header's worth of
   // space to padding and holds at most one fragment that does not end a
-  // record, so (blocks - 1) * (P - 2h) <= bytes + h * records.
+  // record, so (blocks - 1) * (P - 2h) <= bytes + h * records. blocks - 1 is
+  // an integer, so it is at most the floor of the right side over (P - 2h).
   constexpr uint64_t usable = kJournalPayloadBytes - 2 * kFragmentHeaderBytes;
-  return (total_bytes + kFragmentHeaderBytes * record_count + usable - 1) / usable + 1;
+  return (total_bytes + kFragmentHeaderBytes * record_count) / usable + 1;
 }
 
 void JournalBlockPacker::open_block() {
