@@ -3,6 +3,7 @@
 
 #include "scenarios/disk_scenario.h"
 #include "scenarios/journal_scenario.h"
+#include "scenarios/pool_scenario.h"
 
 namespace thinp::scenarios {
 
@@ -10,6 +11,7 @@ const std::vector<ScenarioInfo>& all_scenarios() {
   static const std::vector<ScenarioInfo> list = {
       {"disk", "simulated disk vs its model: cache, flush/FUA, crashes, swarm faults", &run_disk_scenario, kDiskScenarioDefaultOps},
       {"journal", "MetadataStore transactions from concurrent tasks, crashes, recovery to a commit prefix", &run_journal_scenario, kJournalScenarioDefaultOps},
+      {"pool", "thins and snapshots under concurrent IO, crashes and recovery, every sector checked against the model", &run_pool_scenario, kPoolScenarioDefaultOps},
   };
   return list;
 }

@@ -74,6 +74,7 @@ MetadataStoreImpl::MetadataStoreImpl(Runtime& rt, BlockDevice& metadata, BlockDe
       sb_mu_(rt, "superblock"),
       root_(sb.device_details_root),
       transaction_id_(sb.transaction_id.value()),
+      time_(sb.time),
       opened_clean_(sb.clean_shutdown),
       pinned_(sb.pinned_roots) {}
 
@@ -85,7 +86,8 @@ void MetadataStoreImpl::apply_record(const journal::Record& record, Lsn lsn) {
   if (d == nullptr || d->thin != kPoolRootsThin) return;  // Commit, or not ours
   root_ = d->mapping_root;
   transaction_id_ = d->transaction_id;
-  roots_history_.push_back(RootsAt{lsn, root_, transaction_id_});
+  time_ = SnapTime(static_cast<uint32_t>(d->snapshot_time));
+  roots_history_.push_back(RootsAt{lsn, root_, transaction_id_, time_});
 }
 
 // A space-map page newer than the last record recovery found means the log
@@ -145,6 +147,7 @@ Status MetadataStoreImpl::persist_superblock(const journal::JournalPosition& tai
   while (!roots_history_.empty() && roots_history_.front().lsn <= durable) {
     sb_.device_details_root = roots_history_.front().root;
     sb_.transaction_id = TransactionId(roots_history_.front().transaction_id);
+    sb_.time = roots_history_.front().time;
     roots_history_.pop_front();
   }
   sb_.journal_tail_block = ring_.location_of(tail.seq);
@@ -174,7 +177,7 @@ Status MetadataStoreImpl::persist_superblock(const journal::JournalPosition& tai
 std::unique_ptr<MetadataTxn> MetadataStoreImpl::begin() {
   staging_.lock();
   return std::make_unique<MetadataTxnImpl>(
-      CommittedState{&cache_, &meta_, &data_, root_, transaction_id_});
+      CommittedState{&cache_, &meta_, &data_, root_, transaction_id_, time_});
 }
 
 void MetadataStoreImpl::note_error(const Status& s) {
@@ -313,6 +316,7 @@ StoreStatus MetadataStoreImpl::status() const {
   s.mode = mode();
   s.device_tree_root = root_;
   s.transaction_id = transaction_id_;
+  s.time = time_;
   s.journal_commits = journal_->stats().commits;
   s.journal_batches = journal_->stats().batches;
   s.journal_writes = journal_->stats().journal_writes;

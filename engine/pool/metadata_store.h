@@ -81,7 +81,8 @@ enum class StoreMode { write, read_only, failed };
 // mapping_root is the device tree root, its transaction_id the transaction
 // id. Replay applies the last one found; the superblock holds the value as of
 // its checkpoint. (A record kind of its own would be cleaner; this keeps the
-// journal's on-disk record set unchanged.)
+// journal's on-disk record set unchanged.) Its snapshot_time is the pool's
+// snapshot time (Superblock::time).
 inline constexpr ThinId kPoolRootsThin{UINT64_MAX};
 
 struct StoreStatus {
@@ -96,6 +97,7 @@ struct StoreStatus {
   StoreMode mode = StoreMode::write;
   MBlock device_tree_root;  // MBlock(0): no device tree yet
   uint64_t transaction_id = 0;
+  SnapTime time;  // the pool's snapshot time, as committed
   // Since open: for group-commit figures.
   uint64_t journal_commits = 0, journal_batches = 0, journal_writes = 0;
   uint64_t checkpoints = 0;
@@ -134,6 +136,9 @@ class MetadataTxn {
   virtual void set_device_tree_root(MBlock root) = 0;
   virtual MBlock device_tree_root() const = 0;  // as staged in this transaction
   virtual void set_transaction_id(uint64_t id) = 0;
+  // The pool's snapshot time (Superblock::time), logged with the roots.
+  virtual void set_pool_time(SnapTime time) = 0;
+  virtual SnapTime pool_time() const = 0;  // as staged in this transaction
 };
 
 class MetadataStore {
@@ -166,6 +171,8 @@ class MetadataStore {
   virtual Status make_durable(Lsn lsn) = 0;
   // The LSN of the last commit handed out (durable or not); Lsn(0) if none.
   virtual Lsn committed_lsn() const = 0;
+  // Every commit at or below this LSN is durable.
+  virtual Lsn durable_lsn() const = 0;
   // Drops a staged transaction: releases its reservations, nothing logged.
   virtual void abort(std::unique_ptr<MetadataTxn> txn) = 0;
 

@@ -85,6 +85,7 @@ class MetadataStoreImpl final : public MetadataStore {
   Result<Lsn> commit_nowait(std::unique_ptr<MetadataTxn> txn) override;
   Status make_durable(Lsn lsn) override;
   Lsn committed_lsn() const override { return committed_lsn_; }
+  Lsn durable_lsn() const override { return journal_->durable_lsn(); }
   Result<std::vector<journal::DataRangeAlloc>> reserve_data(ThinId owner, uint64_t blocks) override;
   void release_data(const std::vector<journal::DataRangeAlloc>& runs) override;
   Status set_needs_check(const std::string& why) override;
@@ -105,6 +106,7 @@ class MetadataStoreImpl final : public MetadataStore {
     Lsn lsn;
     MBlock root;
     uint64_t transaction_id = 0;
+    SnapTime time;
   };
   // Applies a logical record, live (applier) or in replay (visitor).
   void apply_record(const journal::Record& record, Lsn lsn);
@@ -137,6 +139,7 @@ class MetadataStoreImpl final : public MetadataStore {
   Mutex sb_mu_;    // one superblock write at a time
   MBlock root_;    // committed (applied) roots
   uint64_t transaction_id_ = 0;
+  SnapTime time_;
   std::deque<RootsAt> roots_history_;  // applied, maybe not yet durable
   bool opened_clean_ = false;          // the superblock's clean_shutdown at open
   bool closed_ = false;

@@ -15,7 +15,7 @@ Status corrupt(const std::string& what) { return Status(Errc::corruption, what);
 }  // namespace
 
 MetadataTxnImpl::MetadataTxnImpl(const CommittedState& state)
-    : state_(state), root_(state.root), transaction_id_(state.transaction_id) {
+    : state_(state), root_(state.root), transaction_id_(state.transaction_id), time_(state.time) {
   TP_ASSERT(state_.cache != nullptr && state_.meta != nullptr && state_.data != nullptr);
 }
 
@@ -29,6 +29,11 @@ MetadataTxnImpl::~MetadataTxnImpl() {
 
 void MetadataTxnImpl::set_device_tree_root(MBlock root) {
   root_ = root;
+  roots_changed_ = true;
+}
+
+void MetadataTxnImpl::set_pool_time(SnapTime time) {
+  time_ = time;
   roots_changed_ = true;
 }
 
@@ -227,6 +232,7 @@ Result<journal::Transaction> MetadataTxnImpl::build() {
     roots.thin = kPoolRootsThin;
     roots.mapping_root = root_;
     roots.transaction_id = transaction_id_;
+    roots.snapshot_time = time_.value();
     txn.add(roots);
   }
   for (const auto& [block, staged] : pages_) {

@@ -44,6 +44,7 @@ struct CommittedState {
   space_map::DataSpaceMap* data = nullptr;
   MBlock root;
   uint64_t transaction_id = 0;
+  SnapTime time;
 };
 
 class MetadataTxnImpl final : public MetadataTxn, public NodeStore, public DataRefs {
@@ -60,6 +61,8 @@ class MetadataTxnImpl final : public MetadataTxn, public NodeStore, public DataR
   void set_device_tree_root(MBlock root) override;
   MBlock device_tree_root() const override { return root_; }
   void set_transaction_id(uint64_t id) override;
+  void set_pool_time(SnapTime time) override;
+  SnapTime pool_time() const override { return time_; }
 
   // NodeStore.
   Result<MBlock> allocate(MBlock hint) override;
@@ -110,6 +113,7 @@ class MetadataTxnImpl final : public MetadataTxn, public NodeStore, public DataR
   std::vector<journal::Record> records_;
   MBlock root_;
   uint64_t transaction_id_ = 0;
+  SnapTime time_;
   bool roots_changed_ = false;
   bool done_ = false;  // built and handed over, or cancelled
 };

@@ -109,8 +109,18 @@ Status PoolImpl::start() {
     });
     if (!s.ok()) return s.with_context("reading the device details tree");
   }
-  // Runs written from now on are newer than every snapshot taken so far.
-  time_ = SnapTime(any ? latest + 1 : 0);
+  // The pool time is logged with every snapshot and never goes back (runs
+  // of deleted snapshots live on in other thins with their times). A thin
+  // newer than it means the log and the tree disagree (a pool from before
+  // the time was logged): move past every thin, durably, before any write.
+  time_ = store_->status().time;
+  if (any && latest > time_.value()) {
+    time_ = SnapTime(latest + 1);
+    std::unique_ptr<MetadataTxn> txn = store_->begin();
+    txn->set_pool_time(time_);
+    Result<Lsn> lsn = store_->commit(std::move(txn));
+    if (!lsn.ok()) return lsn.status().with_context("logging the pool time");
+  }
   store_->set_pinned_roots(pinned_);
   if (store_->superblock().needs_check) {
     mode_ = PoolMode::read_only;
@@ -143,10 +153,12 @@ Status PoolImpl::check_io(uint64_t offset, uint64_t length, bool changes) const 
   if (changes && mode_ == PoolMode::read_only) {
     return Status(Errc::read_only, "pool is read-only: " + mode_reason_);
   }
-  if (offset % kSectorBytes != 0 || length % kSectorBytes != 0) {
-    return Status(Errc::invalid_argument, "IO offset " + std::to_string(offset) + " and length " +
-                                              std::to_string(length) +
-                                              " must be multiples of 512 bytes");
+  const uint64_t sector = std::max<uint64_t>(kSectorBytes, data_.logical_sector_bytes());
+  if (offset % sector != 0 || length % sector != 0) {
+    return Status(Errc::invalid_argument,
+                  "IO offset " + std::to_string(offset) + " and length " + std::to_string(length) +
+                      " must be multiples of the data device's sector size (" +
+                      std::to_string(sector) + " bytes)");
   }
   return ok_status();
 }
@@ -239,7 +251,8 @@ Result<Lsn> PoolImpl::commit_tree_change(Thin& t, const std::vector<journal::Dat
   return lsn;
 }
 
-Status PoolImpl::commit_device_change(const DeviceEdit& fn) {
+Status PoolImpl::commit_device_change(const DeviceEdit& fn,
+                                      const std::function<void(Lsn)>& committed) {
   std::unique_ptr<MetadataTxn> txn = store_->begin();
   Status s;
   MBlock root = txn->device_tree_root();
@@ -260,8 +273,11 @@ Status PoolImpl::commit_device_change(const DeviceEdit& fn) {
     store_->abort(std::move(txn));
     return metadata_error(s);
   }
-  Result<Lsn> lsn = store_->commit(std::move(txn));
+  Result<Lsn> lsn = store_->commit_nowait(std::move(txn));
   if (!lsn.ok()) return metadata_error(lsn.status());
+  if (committed) committed(*lsn);
+  Status d = store_->make_durable(*lsn);
+  if (!d.ok()) return metadata_error(d);
   return ok_status();
 }
 
@@ -273,6 +289,25 @@ void PoolImpl::publish_pinned_roots(Lsn lsn) {
     }
   }
   store_->set_pinned_roots(pinned_);
+}
+
+void PoolImpl::note_dropped(Lsn lsn, uint64_t begin, uint64_t length) {
+  dropped_.push_back(Dropped{lsn, begin, length});
+}
+
+Status PoolImpl::wait_for_drops(uint64_t begin, uint64_t length) {
+  const Lsn durable = store_->durable_lsn();
+  std::erase_if(dropped_, [&](const Dropped& d) { return d.lsn <= durable; });
+  std::optional<Lsn> need;
+  for (const Dropped& d : dropped_) {
+    if (d.begin < begin + length && begin < d.begin + d.length) {
+      need = std::max(need.value_or(d.lsn), d.lsn);
+    }
+  }
+  if (!need.has_value()) return ok_status();
+  ++drop_waits_;
+  Status s = store_->make_durable(*need);
+  return s.ok() ? s : metadata_error(s);
 }
 
 // --- Management ----------------------------------------------------------------------
@@ -321,6 +356,7 @@ Status PoolImpl::create_snapshot(ThinId origin, ThinId snap) {
   TP_RETURN_IF_ERROR(commit_device_change([&](MetadataTxn& txn, DeviceTree& dt) -> Status {
     MappingTree tree = MappingTree::open(txn.nodes(), txn.data_refs(), od.mapping_root);
     TP_ASSIGN_OR_RETURN(sd.mapping_root, tree.clone());
+    txn.set_pool_time(time_ + 1);
     TP_RETURN_IF_ERROR(dt.update(od));
     return dt.insert(sd);
   }));
@@ -340,11 +376,22 @@ Status PoolImpl::delete_thin(ThinId thin) {
   }
   RangeGuard drain(t->cells, 0, kVirtualEnd, false);
   LockGuard tl(t->tree_mu);
-  TP_RETURN_IF_ERROR(commit_device_change([&](MetadataTxn& txn, DeviceTree& dt) -> Status {
-    MappingTree tree = MappingTree::open(txn.nodes(), txn.data_refs(), t->details.mapping_root);
-    TP_RETURN_IF_ERROR(tree.destroy());
-    return dt.remove(thin);
-  }));
+  // What the thin maps loses a reference: blocks it shared now look
+  // exclusive to the others, but only once the delete is durable.
+  std::vector<Run> unmapped;
+  TP_RETURN_IF_ERROR(commit_device_change(
+      [&](MetadataTxn& txn, DeviceTree& dt) -> Status {
+        MappingTree tree = MappingTree::open(txn.nodes(), txn.data_refs(), t->details.mapping_root);
+        TP_RETURN_IF_ERROR(tree.for_each([&](const Run& r) {
+          unmapped.push_back(r);
+          return ok_status();
+        }));
+        TP_RETURN_IF_ERROR(tree.destroy());
+        return dt.remove(thin);
+      },
+      [&](Lsn lsn) {
+        for (const Run& r : unmapped) note_dropped(lsn, r.dbegin.value(), r.length);
+      }));
   t->deleted = true;
   thins_.erase(thin);
   out_of_space_ = false;
@@ -477,6 +524,7 @@ PoolStatus PoolImpl::status() {
   s.provisioned_blocks = provisioned_blocks_;
   s.shares_broken = shares_broken_;
   s.writes_in_place = writes_in_place_;
+  s.drop_waits = drop_waits_;
   return s;
 }
 
@@ -538,6 +586,8 @@ Status PoolImpl::write(ThinId thin, uint64_t offset, std::span<const std::byte> 
     const uint64_t hi = std::min(offset + in.size(), (e.vbegin.value() + e.length) * block_bytes_);
     std::span<const std::byte> src = in.subspan(lo - offset, hi - lo);
     const uint64_t dev = data_offset(e.dbegin.value()) + (lo - e.vbegin.value() * block_bytes_);
+    // Exclusive now, but maybe only through a drop a crash could undo.
+    TP_RETURN_IF_ERROR(wait_for_drops(e.dbegin.value(), e.length));
     if (aligned(src.data())) {
       TP_RETURN_IF_ERROR(data_.write(dev, src, fua));
     } else {
@@ -562,6 +612,14 @@ Status PoolImpl::write_new_blocks(Thin& t, uint64_t offset, std::span<const std:
   uint64_t blocks = 0;
   for (const NewMapping& p : pieces) blocks += p.length;
   TP_ASSIGN_OR_RETURN(std::vector<journal::DataRangeAlloc> runs, reserve(t.details.thin, blocks));
+  // A block freed by a transaction a crash could undo is still someone's.
+  for (const journal::DataRangeAlloc& r : runs) {
+    Status s = wait_for_drops(r.begin.value(), r.length);
+    if (!s.ok()) {
+      store_->release_data(runs);
+      return s;
+    }
+  }
 
   // Lay the new blocks out in order: piece by piece, run by run.
   struct Placed {
@@ -589,6 +647,7 @@ Status PoolImpl::write_new_blocks(Thin& t, uint64_t offset, std::span<const std:
   // zeroed (a hole) or copied from the old block (sharing broken).
   // Written with FUA so that the mapping, once durable, never points at data
   // that is not (pool.h).
+  const bool new_block_fua = !options_.unsafe_new_blocks_without_fua;
   auto write_placed = [&](const Placed& pl) -> Status {
     const uint64_t vlo = pl.vbegin * block_bytes_;
     const uint64_t vhi = (pl.vbegin + pl.length) * block_bytes_;
@@ -601,7 +660,7 @@ Status PoolImpl::write_new_blocks(Thin& t, uint64_t offset, std::span<const std:
       // Zeroing off: only the bytes written reach the new block.
       AlignedBuffer buf(hi - lo);
       std::memcpy(buf.data(), in.data() + (lo - offset), hi - lo);
-      return data_.write(data_offset(pl.dbegin) + (lo - vlo), buf.span(), true);
+      return data_.write(data_offset(pl.dbegin) + (lo - vlo), buf.span(), new_block_fua);
     }
     AlignedBuffer buf(vhi - vlo);  // zero-filled
     if (partial && pl.piece->was_mapped) {
@@ -615,7 +674,7 @@ Status PoolImpl::write_new_blocks(Thin& t, uint64_t offset, std::span<const std:
       }
     }
     std::memcpy(buf.data() + (lo - vlo), in.data() + (lo - offset), hi - lo);
-    return data_.write(data_offset(pl.dbegin), buf.span(), true);
+    return data_.write(data_offset(pl.dbegin), buf.span(), new_block_fua);
   };
   for (const Placed& pl : placed) {
     Status s = write_placed(pl);
@@ -640,6 +699,11 @@ Status PoolImpl::write_new_blocks(Thin& t, uint64_t offset, std::span<const std:
       },
       fua);
   if (!lsn.ok()) return lsn.status();
+  for (const Placed& pl : placed) {
+    if (pl.piece->was_mapped) {
+      note_dropped(*lsn, pl.piece->old_dbegin + (pl.vbegin - pl.piece->vbegin), pl.length);
+    }
+  }
   provisioned_blocks_ += blocks - broken;
   shares_broken_ += broken;
   return ok_status();
@@ -658,15 +722,21 @@ Status PoolImpl::discard(ThinId thin, uint64_t offset, uint64_t length) {
   RangeGuard cells(t->cells, b0, b1, false);
   if (t->deleted) return Status(Errc::not_found, thin_name(thin) + " was deleted");
   LockGuard tl(t->tree_mu);
+  std::vector<Run> unmapped;
   Result<Lsn> lsn = commit_tree_change(
       *t, {},
       [&](MappingTree& tree, DeviceDetails& d) -> Status {
+        TP_RETURN_IF_ERROR(tree.for_each(VBlock(b0), b1 - b0, [&](const Run& r) {
+          unmapped.push_back(r);
+          return ok_status();
+        }));
         TP_ASSIGN_OR_RETURN(const uint64_t removed, tree.remove(VBlock(b0), b1 - b0));
         d.mapped_blocks -= removed;
         return ok_status();
       },
       false);
   if (!lsn.ok()) return lsn.status();
+  for (const Run& r : unmapped) note_dropped(*lsn, r.dbegin.value(), r.length);
   out_of_space_ = false;
   return ok_status();
 }

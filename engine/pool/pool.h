@@ -7,8 +7,9 @@
 // delete_thin (frees what only it referenced), set_transaction_id (compare
 // and swap), grow_data, pin/unpin (the superblock's query area), close.
 //
-// IO, in bytes (offset and length multiples of 512; buffers aligned to
-// kIoBufferAlignment):
+// IO, in bytes (offset and length multiples of the data device's logical
+// sector size, at least 512: invalid_argument otherwise; buffers aligned to
+// kIoBufferAlignment, or the pool copies through a bounce buffer):
 //   read     unprovisioned blocks read as zeros;
 //   write    a provisioned, unshared block is written in place on the data
 //            device (no metadata change); an unprovisioned block is
@@ -27,10 +28,12 @@
 // Ordering that keeps old data from leaking after a crash: a newly written
 // data block (provisioned or copied) is written with FUA before the
 // transaction mapping it is committed, so a durable mapping never points at
-// data that was not durable. A data block freed by a transaction is not
-// handed out again before that transaction is durable (the store's
-// allocator quarantines it), so a crash can never resurrect a mapping to a
-// block that another thin has since overwritten.
+// data that was not durable. A data block whose reference was dropped by a
+// transaction that is not yet durable (sharing broken, discard) is not
+// written until that transaction is: neither reused for new data after it
+// was freed, nor overwritten in place by a thin it now seems exclusive to.
+// A crash can bring such a reference back, and the block must still hold
+// what the resurrected mapping expects.
 //
 // Locks (docs/design.md, "The pool"): nothing is pool-wide across IO.
 //   - per thin, a range lock over virtual blocks ("cells"): every IO holds
@@ -86,6 +89,11 @@ struct PoolOptions {
   std::optional<OutOfDataSpaceMode> out_of_data_space;
   // queue mode: how long a write waits for space before failing no_space.
   Nanos no_space_timeout = std::chrono::seconds(60);
+  // Test switch: new data blocks are written without FUA, so a crash can
+  // leave a durable mapping to data that never reached the media. Exists so
+  // the pool scenario can prove its checker catches it. Never set outside
+  // tests.
+  bool unsafe_new_blocks_without_fua = false;
 };
 
 // One thin, as the device-details tree holds it.
@@ -109,6 +117,9 @@ struct PoolStatus {
   SnapTime time;
   // Since open.
   uint64_t provisioned_blocks = 0, shares_broken = 0, writes_in_place = 0;
+  // Writes that waited for the journal because their block's last dropped
+  // reference was not durable yet (pool.h, "Ordering").
+  uint64_t drop_waits = 0;
 };
 
 // DeviceDetails::flags bits.

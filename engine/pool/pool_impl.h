@@ -1,6 +1,7 @@
 // PoolImpl: the Pool (pool.h) over a MetadataStore and a data device.
 #pragma once
 
+#include <deque>
 #include <map>
 #include <memory>
 
@@ -78,11 +79,27 @@ class PoolImpl final : public Pool {
   Result<Lsn> commit_tree_change(Thin& t, const std::vector<journal::DataRangeAlloc>& adopt,
                                  const TreeEdit& fn, bool durable);
   // A transaction on the device tree only (management); durable on return.
+  // `committed` runs once the transaction is visible, before the wait for
+  // it to be durable (no other task runs in between).
   using DeviceEdit = std::function<Status(MetadataTxn&, DeviceTree&)>;
-  Status commit_device_change(const DeviceEdit& fn);
+  Status commit_device_change(const DeviceEdit& fn,
+                              const std::function<void(Lsn)>& committed = nullptr);
 
   // The thin's mapping as of the last commit, under its tree lock.
   Result<std::vector<Extent>> lookup(Thin& t, uint64_t begin, uint64_t length, bool sharing);
+
+  // Data references dropped by transactions that may not be durable yet
+  // (sharing broken, discards). Until such a transaction is durable, a crash
+  // can bring the reference back, so the block must not be written: neither
+  // reused for new data nor written in place by a thin it now seems
+  // exclusive to. wait_for_drops() makes the journal durable up to the last
+  // drop overlapping [begin, begin + length), if any.
+  struct Dropped {
+    Lsn lsn;
+    uint64_t begin = 0, length = 0;
+  };
+  void note_dropped(Lsn lsn, uint64_t begin, uint64_t length);
+  Status wait_for_drops(uint64_t begin, uint64_t length);
 
   Status write_new_blocks(Thin& t, uint64_t offset, std::span<const std::byte> in,
                           const std::vector<NewMapping>& pieces, bool fua);
@@ -110,6 +127,8 @@ class PoolImpl final : public Pool {
   bool closed_ = false;
   uint64_t provisioned_blocks_ = 0, shares_broken_ = 0, writes_in_place_ = 0;
   std::vector<PinnedRoot> pinned_;
+  std::deque<Dropped> dropped_;
+  uint64_t drop_waits_ = 0;
 };
 
 }  // namespace thinp::pool
