@@ -87,7 +87,13 @@ void MetadataStoreImpl::apply_record(const journal::Record& record, Lsn lsn) {
   root_ = d->mapping_root;
   transaction_id_ = d->transaction_id;
   time_ = SnapTime(static_cast<uint32_t>(d->snapshot_time));
-  roots_history_.push_back(RootsAt{lsn, root_, transaction_id_, time_});
+  if (d->virtual_blocks > data_.nr_blocks()) {
+    // Checked against the layout before it was logged; in replay the
+    // superblock's layout is the same one.
+    Status grown = data_.grow(d->virtual_blocks, lsn);
+    TP_ASSERT(grown.ok());
+  }
+  roots_history_.push_back(RootsAt{lsn, root_, transaction_id_, time_, data_.nr_blocks()});
 }
 
 // A space-map page newer than the last record recovery found means the log
@@ -148,6 +154,7 @@ Status MetadataStoreImpl::persist_superblock(const journal::JournalPosition& tai
     sb_.device_details_root = roots_history_.front().root;
     sb_.transaction_id = TransactionId(roots_history_.front().transaction_id);
     sb_.time = roots_history_.front().time;
+    sb_.geometry.data_blocks = roots_history_.front().data_blocks;
     roots_history_.pop_front();
   }
   sb_.journal_tail_block = ring_.location_of(tail.seq);
@@ -262,6 +269,32 @@ Status MetadataStoreImpl::set_needs_check(const std::string& why) {
   sb_mu_.unlock();
   if (!s.ok()) failed_ = true;
   return s;
+}
+
+Status MetadataStoreImpl::grow_data(uint64_t new_blocks) {
+  const Geometry& g = sb_.geometry;
+  if (new_blocks <= data_.nr_blocks()) {
+    return Status(Errc::invalid_argument, "the data device has " +
+                                              std::to_string(data_.nr_blocks()) +
+                                              " blocks already; it can only grow");
+  }
+  BlockDevice& dev = data_device_ != nullptr ? *data_device_ : metadata_;
+  const uint64_t base = g.data_on_metadata_device ? g.data_offset_bytes : 0;
+  const uint64_t have =
+      dev.size_bytes() < base ? 0 : (dev.size_bytes() - base) / g.data_block_bytes;
+  if (new_blocks > have) {
+    return Status(Errc::invalid_argument, dev.name() + " holds " + std::to_string(have) +
+                                              " data blocks, not " + std::to_string(new_blocks));
+  }
+  if (new_blocks > sb_.layout.data_blocks_max) {
+    return Status(Errc::no_space, "the data space map was laid out for at most " +
+                                      std::to_string(sb_.layout.data_blocks_max) +
+                                      " data blocks; " + std::to_string(new_blocks) +
+                                      " need a reformat");
+  }
+  std::unique_ptr<MetadataTxn> txn = begin();
+  static_cast<MetadataTxnImpl*>(txn.get())->set_data_blocks(new_blocks);
+  return commit(std::move(txn)).status();
 }
 
 void MetadataStoreImpl::set_pinned_roots(std::vector<PinnedRoot> roots) {

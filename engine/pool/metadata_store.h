@@ -82,7 +82,8 @@ enum class StoreMode { write, read_only, failed };
 // id. Replay applies the last one found; the superblock holds the value as of
 // its checkpoint. (A record kind of its own would be cleaner; this keeps the
 // journal's on-disk record set unchanged.) Its snapshot_time is the pool's
-// snapshot time (Superblock::time).
+// snapshot time (Superblock::time) and its virtual_blocks the number of data
+// blocks (Geometry::data_blocks): replay grows the data space map to it.
 inline constexpr ThinId kPoolRootsThin{UINT64_MAX};
 
 struct StoreStatus {
@@ -200,6 +201,13 @@ class MetadataStore {
   virtual void set_pinned_roots(std::vector<PinnedRoot> roots) = 0;
   // What the superblock on disk names now.
   virtual std::vector<PinnedRoot> published_pinned_roots() const = 0;
+
+  // The data device now holds `new_blocks` data blocks (more than now). Logged
+  // (with the roots) and durable when it returns; the superblock names the
+  // new size from the next checkpoint on. invalid_argument if the device is
+  // smaller or the size shrinks; no_space past what the layout's data space
+  // map region can describe.
+  virtual Status grow_data(uint64_t new_blocks) = 0;
 
   // The superblock as of the last write (geometry, flags, time).
   virtual const Superblock& superblock() const = 0;

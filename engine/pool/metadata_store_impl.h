@@ -92,6 +92,7 @@ class MetadataStoreImpl final : public MetadataStore {
   void set_pinned_roots(std::vector<PinnedRoot> roots) override;
   std::vector<PinnedRoot> published_pinned_roots() const override { return sb_.pinned_roots; }
   const Superblock& superblock() const override { return sb_; }
+  Status grow_data(uint64_t new_blocks) override;
   MBlock device_tree_root() const override { return root_; }
   NodeStore& committed_nodes() override { return committed_nodes_; }
   DataRefs& committed_data_refs() override { return committed_data_refs_; }
@@ -107,6 +108,7 @@ class MetadataStoreImpl final : public MetadataStore {
     MBlock root;
     uint64_t transaction_id = 0;
     SnapTime time;
+    uint64_t data_blocks = 0;
   };
   // Applies a logical record, live (applier) or in replay (visitor).
   void apply_record(const journal::Record& record, Lsn lsn);

@@ -486,6 +486,7 @@ TEST(MetadataStore, CommitFailingToReclaimRingSpaceFailsTheStore) {
   World w(12);
   FormatOptions f = small_format();
   f.journal_blocks = 16;
+  f.data_block_bytes = 4096;
   ASSERT_TRUE(w.format(f).ok());
   ASSERT_TRUE(w.open().ok());
   Superblock sb;
@@ -507,13 +508,13 @@ TEST(MetadataStore, CommitFailingToReclaimRingSpaceFailsTheStore) {
   w.disk->set_faults(faults);
   Status commit_status, later_status;
   w.run([&] {
-    for (int i = 0; i < 3 && commit_status.ok(); ++i) {
-      auto txn = w.store->begin();
-      ASSERT_TRUE(txn->allocate_data(ThinId(100 + i), 1).ok());
-      commit_status = w.store->commit(std::move(txn)).status();
-    }
+    // A transaction of several journal blocks: it cannot fit in what is
+    // left of the ring, so stage() must checkpoint first.
     auto txn = w.store->begin();
-    later_status = w.store->commit(std::move(txn)).status();
+    for (int i = 0; i < 400; ++i) ASSERT_TRUE(txn->allocate_data(ThinId(100 + i), 1).ok());
+    commit_status = w.store->commit(std::move(txn)).status();
+    auto later = w.store->begin();
+    later_status = w.store->commit(std::move(later)).status();
   });
   EXPECT_EQ(commit_status.code(), Errc::io_error) << commit_status.to_string();
   EXPECT_EQ(w.store->mode(), StoreMode::failed);

@@ -233,6 +233,7 @@ Result<journal::Transaction> MetadataTxnImpl::build() {
     roots.mapping_root = root_;
     roots.transaction_id = transaction_id_;
     roots.snapshot_time = time_.value();
+    roots.virtual_blocks = std::max(data_blocks_, state_.data->nr_blocks());
     txn.add(roots);
   }
   for (const auto& [block, staged] : pages_) {

@@ -62,6 +62,11 @@ class MetadataTxnImpl final : public MetadataTxn, public NodeStore, public DataR
   MBlock device_tree_root() const override { return root_; }
   void set_transaction_id(uint64_t id) override;
   void set_pool_time(SnapTime time) override;
+  // For MetadataStore::grow_data: the roots record carries the new size.
+  void set_data_blocks(uint64_t blocks) {
+    data_blocks_ = blocks;
+    roots_changed_ = true;
+  }
   SnapTime pool_time() const override { return time_; }
 
   // NodeStore.
@@ -114,6 +119,7 @@ class MetadataTxnImpl final : public MetadataTxn, public NodeStore, public DataR
   MBlock root_;
   uint64_t transaction_id_ = 0;
   SnapTime time_;
+  uint64_t data_blocks_ = 0;  // 0: unchanged
   bool roots_changed_ = false;
   bool done_ = false;  // built and handed over, or cancelled
 };

@@ -424,7 +424,10 @@ Status PoolImpl::grow_data(uint64_t new_data_blocks) {
                                               std::to_string(new_data_blocks) + " blocks)");
   }
   if (new_data_blocks == current) return ok_status();
-  return Status(Errc::unsupported, "growing the data device is not supported yet");
+  Status s = store_->grow_data(new_data_blocks);
+  if (!s.ok()) return metadata_error(s);
+  out_of_space_ = false;
+  return ok_status();
 }
 
 Status PoolImpl::pin(ThinId thin) {

@@ -38,7 +38,7 @@ Result<DataSpaceMap> DataSpaceMap::create(const DataGeometry& geometry) {
   return DataSpaceMap(geometry);
 }
 
-Status DataSpaceMap::grow(uint64_t new_nr_blocks) {
+Status DataSpaceMap::grow(uint64_t new_nr_blocks, std::optional<Lsn> lsn) {
   if (new_nr_blocks < nr_blocks_) {
     return Status(Errc::invalid_argument, "data space map cannot shrink from " +
                                               std::to_string(nr_blocks_) + " to " +
@@ -59,7 +59,13 @@ Status DataSpaceMap::grow(uint64_t new_nr_blocks) {
   merge_around(old_nr, old_nr);
   free_.insert(old_nr, new_nr_blocks - old_nr);
   pages_.resize(new_pages);
-  for (uint64_t p = first_touched; p < new_pages; ++p) touch(p);
+  for (uint64_t p = first_touched; p < new_pages; ++p) {
+    touch(p);
+    if (lsn.has_value() && *lsn > pages_[p].lsn) {
+      pages_[p].lsn = *lsn;
+      if (!pages_[p].rec_lsn) pages_[p].rec_lsn = *lsn;
+    }
+  }
   return ok_status();
 }
 

@@ -103,7 +103,10 @@ class DataSpaceMap {
 
   // Grows the device to `new_nr_blocks` free-at-the-end blocks. As for the
   // metadata map, the caller writes the dirty pages before publishing the size.
-  Status grow(uint64_t new_nr_blocks);
+  // With `lsn` (a logged grow, applied live or in replay), the pages it
+  // touches take that LSN, so a checkpoint writes them only once the grow
+  // is durable; a page whose LSN is already past it is not touched again.
+  Status grow(uint64_t new_nr_blocks, std::optional<Lsn> lsn = std::nullopt);
 
   // Decide: chooses `blocks` free blocks for `owner` (policy above), takes
   // them out of the free index and returns one record per run, in the order

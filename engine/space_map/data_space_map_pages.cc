@@ -182,8 +182,22 @@ Result<DataSpaceMap> DataSpaceMap::load(const DataGeometry& geometry, const Page
   map.extents_.clear();
   map.free_.clear();
   for (uint64_t p = 0; p < map.pages_.size(); ++p) {
+    // A slot covering more blocks than this page covers at the device size
+    // the superblock names was written after a grow that no superblock
+    // names yet (a crash between the checkpoint's page writes and its
+    // superblock write): the other slot is the one the journal tail needs,
+    // and replay grows the map again.
+    const uint64_t range_begin = p * map.blocks_per_page_;
+    const uint64_t range_length =
+        std::min(map.nr_blocks_, range_begin + map.blocks_per_page_) - range_begin;
+    auto usable = [&](std::span<const std::byte> bytes) -> std::string {
+      if (bytes.size() >= kOffRangeLength + 8 && get_u64(bytes, kOffRangeLength) > range_length) {
+        return "slot covers more blocks than the device has (a grow not yet published)";
+      }
+      return "";
+    };
     Result<ChosenSlot> chosen =
-        read_newest_slot(geometry.region, p, BlockType::data_space_map, read_page);
+        read_newest_slot(geometry.region, p, BlockType::data_space_map, read_page, usable);
     if (!chosen.ok()) {
       return chosen.status().with_context("reading data space map page " + std::to_string(p));
     }

@@ -15,7 +15,7 @@ PageSlot page_slot_of(const PageRegion& region, MBlock location) {
 }
 
 Result<ChosenSlot> read_newest_slot(const PageRegion& region, uint64_t page, BlockType type,
-                                    const PageReader& read_page) {
+                                    const PageReader& read_page, const SlotFilter& usable) {
   std::optional<ChosenSlot> best;
   Lsn best_lsn;
   std::string failures;
@@ -26,6 +26,12 @@ Result<ChosenSlot> read_newest_slot(const PageRegion& region, uint64_t page, Blo
     if (Status s = verify_block(bytes.value(), type, at); !s.ok()) {
       failures += (failures.empty() ? "" : "; ") + s.message();
       continue;  // a torn write, or never written
+    }
+    if (usable) {
+      if (std::string why = usable(bytes.value()); !why.empty()) {
+        failures += (failures.empty() ? "" : "; ") + why;
+        continue;
+      }
     }
     const Lsn lsn = peek_block_header(bytes.value()).lsn;
     // Equal LSNs mean the same state: either slot will do.

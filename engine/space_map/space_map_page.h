@@ -110,6 +110,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "engine/base/status.h"
@@ -175,8 +176,12 @@ struct ChosenSlot {
   std::vector<std::byte> bytes;
   unsigned slot = 0;
 };
+// `usable`, if given, can rule out a slot that verifies: it returns an empty
+// string to accept the bytes, else why not (e.g. a data page written for a
+// grown device whose new size the superblock does not name yet).
+using SlotFilter = std::function<std::string(std::span<const std::byte>)>;
 Result<ChosenSlot> read_newest_slot(const PageRegion& region, uint64_t page, BlockType type,
-                                    const PageReader& read_page);
+                                    const PageReader& read_page, const SlotFilter& usable = {});
 
 // Unsigned LEB128. put_varint appends; it asserts the output has room (an
 // encoder sizes its output first). get_varint reads at `offset` without going
