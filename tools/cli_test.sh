@@ -305,5 +305,17 @@ echo "cli: kill -9 test: $kills kills, $completed acknowledged writes checked"
 expect_read "pinned thin 2 intact after the kills" "$thin_tmp/part.bin" --device "$kimg" --thin 2 --offset 0 --length 1M
 rm -rf "$thin_tmp"
 
+# Growing the data area after the file grew.
+grow_tmp=$(mktemp -d)
+truncate -s 64M "$grow_tmp/g.img"
+expect 0 '^formatted ' -- format --device "$grow_tmp/g.img"
+expect 0 'data blocks: 0 used, 1008 free, 1008 total' -- status --device "$grow_tmp/g.img"
+truncate -s 128M "$grow_tmp/g.img"
+expect 0 '^data blocks: 1008 -> 2032$' -- grow --device "$grow_tmp/g.img"
+expect 0 'data blocks: 0 used, 2032 free, 2032 total' -- status --device "$grow_tmp/g.img"
+expect 0 'has no room for more' -- grow --device "$grow_tmp/g.img"
+expect 0 '^clean' -- check --device "$grow_tmp/g.img"
+rm -rf "$grow_tmp"
+
 echo "cli: $((checks - failures)) passed, $failures failed"
 [ "$failures" -eq 0 ]

@@ -183,6 +183,9 @@ int run(int argc, char** argv) {
   add_thin(pin, pin_args);
   CLI::App* unpin = app.add_subcommand("unpin", "release a pinned thin");
   add_thin(unpin, unpin_args);
+  PoolDeviceArgs grow_devices;
+  CLI::App* grow = app.add_subcommand("grow", "grow the data area to fill its (enlarged) device");
+  add_devices(grow, grow_devices);
 
   const std::string bad_word = unknown_command_word(app, argc, argv);
   if (!bad_word.empty()) return usage_error(bad_word + " (see thinp --help)");
@@ -242,6 +245,7 @@ int run(int argc, char** argv) {
   }
   if (mappings->parsed()) return run_mappings(mappings_args);
   if (pin->parsed()) return run_pin(pin_args);
+  if (grow->parsed()) return run_grow(grow_devices);
   if (unpin->parsed()) return run_unpin(unpin_args);
   if (bench_metadata->parsed()) return run_metadata_bench_command(metadata_args);
   if (bench_isolation->parsed()) return run_isolation_bench_command(isolation_args, isolation_json);

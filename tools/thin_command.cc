@@ -182,6 +182,28 @@ int run_pin(const ThinArgs& args) {
   });
 }
 
+int run_grow(const PoolDeviceArgs& devices) {
+  return run_with_pool(devices, [&](pool::Pool& pool, const Devices& devs) {
+    const pool::PoolStatus before = pool.status();
+    const Superblock& sb = pool.superblock();
+    const BlockDevice& dev = devs.data != nullptr ? *devs.data : *devs.metadata;
+    const uint64_t base = sb.geometry.data_on_metadata_device ? sb.geometry.data_offset_bytes : 0;
+    const uint64_t fits =
+        dev.size_bytes() > base ? (dev.size_bytes() - base) / sb.geometry.data_block_bytes : 0;
+    const uint64_t target = std::min(fits, sb.layout.data_blocks_max);
+    if (target <= before.store.data_blocks) {
+      std::printf("data blocks: %llu; %s has no room for more\n",
+                  (unsigned long long)before.store.data_blocks, dev.name().c_str());
+      return 0;
+    }
+    Status s = pool.grow_data(target);
+    if (!s.ok()) return fail(s.with_context("growing the data area"));
+    std::printf("data blocks: %llu -> %llu\n", (unsigned long long)before.store.data_blocks,
+                (unsigned long long)target);
+    return 0;
+  });
+}
+
 int run_unpin(const ThinArgs& args) {
   return run_with_pool(args.devices, [&](pool::Pool& pool, const Devices&) {
     Status s = pool.unpin(ThinId(args.thin));

@@ -26,6 +26,9 @@ int run_snapshot(const PoolDeviceArgs& devices, uint64_t origin, uint64_t snap);
 int run_delete_thin(const ThinArgs& args);
 int run_pin(const ThinArgs& args);
 int run_unpin(const ThinArgs& args);
+// Grows the pool's data area to fill its device (after the device, file or
+// data device was enlarged). Prints the old and new number of data blocks.
+int run_grow(const PoolDeviceArgs& devices);
 
 // Writes the bytes of `input` (a file, or "-" for stdin) at byte `offset` of
 // the thin, then flushes: exit 0 means the data is durable. Bytes of a

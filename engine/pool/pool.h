@@ -165,6 +165,8 @@ class Pool {
   virtual PoolStatus status() = 0;
   virtual PoolMode mode() const = 0;
   virtual uint64_t data_block_bytes() const = 0;
+  // The superblock as last written (geometry, layout, flags).
+  virtual const Superblock& superblock() const = 0;
 
   // --- IO -------------------------------------------------------------------------
   virtual Status read(ThinId thin, uint64_t offset, std::span<std::byte> out) = 0;

@@ -36,6 +36,7 @@ class PoolImpl final : public Pool {
   PoolStatus status() override;
   PoolMode mode() const override { return mode_; }
   uint64_t data_block_bytes() const override { return block_bytes_; }
+  const Superblock& superblock() const override { return store_->superblock(); }
   Status read(ThinId thin, uint64_t offset, std::span<std::byte> out) override;
   Status write(ThinId thin, uint64_t offset, std::span<const std::byte> in, bool fua) override;
   Status discard(ThinId thin, uint64_t offset, uint64_t length) override;
