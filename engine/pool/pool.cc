@@ -12,6 +12,8 @@ namespace thinp::pool {
 namespace {
 
 constexpr uint64_t kSectorBytes = 512;
+// Runs unmapped by one transaction of a discard.
+constexpr size_t kDiscardRunsPerTxn = 512;
 // queue mode: how often a write waiting for data space tries again.
 constexpr Nanos kNoSpaceRetry = std::chrono::milliseconds(10);
 
@@ -724,22 +726,35 @@ Status PoolImpl::discard(ThinId thin, uint64_t offset, uint64_t length) {
   if (b0 >= b1) return ok_status();  // no whole block inside
   RangeGuard cells(t->cells, b0, b1, false);
   if (t->deleted) return Status(Errc::not_found, thin_name(thin) + " was deleted");
-  LockGuard tl(t->tree_mu);
-  std::vector<Run> unmapped;
-  Result<Lsn> lsn = commit_tree_change(
-      *t, {},
-      [&](MappingTree& tree, DeviceDetails& d) -> Status {
-        TP_RETURN_IF_ERROR(tree.for_each(VBlock(b0), b1 - b0, [&](const Run& r) {
-          unmapped.push_back(r);
+  // One transaction per kDiscardRunsPerTxn runs, so that discarding a large
+  // fragmented range never builds a transaction larger than the journal
+  // takes. (A discard is not atomic; each piece is.)
+  uint64_t pos = b0;
+  while (pos < b1) {
+    LockGuard tl(t->tree_mu);
+    std::vector<Run> unmapped;
+    uint64_t end = b1;
+    Result<Lsn> lsn = commit_tree_change(
+        *t, {},
+        [&](MappingTree& tree, DeviceDetails& d) -> Status {
+          Status walked = tree.for_each(VBlock(pos), b1 - pos, [&](const Run& r) {
+            if (unmapped.size() == kDiscardRunsPerTxn) {
+              end = r.vbegin.value();
+              return Status(Errc::aborted, "enough runs for one transaction");
+            }
+            unmapped.push_back(r);
+            return ok_status();
+          });
+          if (!walked.ok() && walked.code() != Errc::aborted) return walked;
+          TP_ASSIGN_OR_RETURN(const uint64_t removed, tree.remove(VBlock(pos), end - pos));
+          d.mapped_blocks -= removed;
           return ok_status();
-        }));
-        TP_ASSIGN_OR_RETURN(const uint64_t removed, tree.remove(VBlock(b0), b1 - b0));
-        d.mapped_blocks -= removed;
-        return ok_status();
-      },
-      false);
-  if (!lsn.ok()) return lsn.status();
-  for (const Run& r : unmapped) note_dropped(*lsn, r.dbegin.value(), r.length);
+        },
+        false);
+    if (!lsn.ok()) return lsn.status();
+    for (const Run& r : unmapped) note_dropped(*lsn, r.dbegin.value(), r.length);
+    pos = end;
+  }
   out_of_space_ = false;
   return ok_status();
 }

@@ -121,6 +121,34 @@ TEST(Pool, BoundsUnknownThinAndTransactionId) {
   });
 }
 
+// Discarding a range holding more runs than one transaction takes goes
+// through several transactions, and unmaps everything.
+TEST(Pool, DiscardOfAManyRunRangeUnmapsEverything) {
+  PoolWorld w;
+  FormatOptions f;
+  f.data_block_bytes = 4096;
+  w.open(f);
+  w.run([&] {
+    Pool& p = *w.pool;
+    ASSERT_TRUE(p.create_thin(ThinId(1), 16 << 20).ok());
+    AlignedBuffer b = pattern(4096, 5);
+    for (uint64_t i = 0; i < 1500; ++i) {  // every other block: 1500 runs
+      ASSERT_TRUE(p.write(ThinId(1), 2 * i * 4096, b.span()).ok());
+    }
+    ASSERT_EQ(p.thin_info(ThinId(1))->mapped_blocks, 1500u);
+    ASSERT_EQ(p.mappings(ThinId(1))->size(), 1500u);
+    ASSERT_TRUE(p.discard(ThinId(1), 4096, (16 << 20) - 4096).ok());
+    EXPECT_EQ(p.thin_info(ThinId(1))->mapped_blocks, 1u);
+    EXPECT_EQ(p.status().store.data_used, 1u);
+    AlignedBuffer got(4096), zeros(4096);
+    ASSERT_TRUE(p.read(ThinId(1), 2 * 4096, got.span()).ok());
+    EXPECT_TRUE(same(got, zeros));
+    ASSERT_TRUE(p.read(ThinId(1), 0, got.span()).ok());
+    EXPECT_TRUE(same(got, b));
+  });
+  w.expect_clean();
+}
+
 // A device that reports fewer bytes than its media holds: a pool formatted
 // on it can later grow into the rest.
 class ShortDevice final : public BlockDevice {
