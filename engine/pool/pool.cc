@@ -127,6 +127,16 @@ Status PoolImpl::start() {
   if (store_->superblock().needs_check) {
     mode_ = PoolMode::read_only;
     mode_reason_ = "needs_check is set: run thinp check";
+    return ok_status();
+  }
+  // Deletes a crash interrupted: finish them before anything else.
+  std::vector<ThinPtr> deleting;
+  for (const auto& [id, t] : thins_) {
+    if ((t->details.flags & kThinFlagDeleting) != 0) deleting.push_back(t);
+  }
+  for (const ThinPtr& t : deleting) {
+    Status s = finish_delete(t);
+    if (!s.ok()) return s.with_context("finishing the delete of " + thin_name(t->details.thin));
   }
   return ok_status();
 }
@@ -145,7 +155,9 @@ Status PoolImpl::close() {
 
 Result<PoolImpl::ThinPtr> PoolImpl::find(ThinId thin) const {
   auto it = thins_.find(thin);
-  if (it == thins_.end()) return Status(Errc::not_found, thin_name(thin) + " does not exist");
+  if (it == thins_.end() || (it->second->details.flags & kThinFlagDeleting) != 0) {
+    return Status(Errc::not_found, thin_name(thin) + " does not exist");
+  }
   return it->second;
 }
 
@@ -377,6 +389,38 @@ Status PoolImpl::delete_thin(ThinId thin) {
     return Status(Errc::busy, thin_name(thin) + " is pinned: unpin it first");
   }
   RangeGuard drain(t->cells, 0, kVirtualEnd, false);
+  return finish_delete(t);
+}
+
+Status PoolImpl::finish_delete(const ThinPtr& t) {
+  const ThinId thin = t->details.thin;
+  // A thin too large to free in one transaction is first marked deleting
+  // (durably: it is gone for users from then on, and open finishes the job
+  // after a crash), then unmapped in pieces, then removed.
+  uint64_t runs = 0;
+  {
+    LockGuard tl(t->tree_mu);
+    MappingTree tree = MappingTree::open(store_->committed_nodes(), store_->committed_data_refs(),
+                                         t->details.mapping_root);
+    Status s = tree.for_each([&](const Run&) {
+      return ++runs > kDiscardRunsPerTxn ? Status(Errc::aborted, "large") : ok_status();
+    });
+    if (!s.ok() && s.code() != Errc::aborted) return metadata_error(s);
+  }
+  if (runs > kDiscardRunsPerTxn || (t->details.flags & kThinFlagDeleting) != 0) {
+    if ((t->details.flags & kThinFlagDeleting) == 0) {
+      LockGuard tl(t->tree_mu);
+      TP_RETURN_IF_ERROR(commit_tree_change(
+                             *t, {},
+                             [](MappingTree&, DeviceDetails& d) {
+                               d.flags |= kThinFlagDeleting;
+                               return ok_status();
+                             },
+                             true)
+                             .status());
+    }
+    TP_RETURN_IF_ERROR(trim(*t, 0, t->details.virtual_blocks));
+  }
   LockGuard tl(t->tree_mu);
   // What the thin maps loses a reference: blocks it shared now look
   // exclusive to the others, but only once the delete is durable.
@@ -495,7 +539,9 @@ Result<ThinInfo> PoolImpl::thin_info(ThinId thin) {
 
 std::vector<ThinInfo> PoolImpl::thins() {
   std::vector<ThinInfo> out;
-  for (const auto& [id, t] : thins_) out.push_back(info_of(t->details));
+  for (const auto& [id, t] : thins_) {
+    if ((t->details.flags & kThinFlagDeleting) == 0) out.push_back(info_of(t->details));
+  }
   return out;
 }
 
@@ -524,7 +570,7 @@ PoolStatus PoolImpl::status() {
   }
   s.out_of_data_space = no_space_mode_;
   s.zero_new_blocks = zero_new_blocks_;
-  s.thins = thins_.size();
+  s.thins = thins().size();
   s.time = time_;
   s.provisioned_blocks = provisioned_blocks_;
   s.shares_broken = shares_broken_;
@@ -726,16 +772,22 @@ Status PoolImpl::discard(ThinId thin, uint64_t offset, uint64_t length) {
   if (b0 >= b1) return ok_status();  // no whole block inside
   RangeGuard cells(t->cells, b0, b1, false);
   if (t->deleted) return Status(Errc::not_found, thin_name(thin) + " was deleted");
-  // One transaction per kDiscardRunsPerTxn runs, so that discarding a large
+  TP_RETURN_IF_ERROR(trim(*t, b0, b1));
+  out_of_space_ = false;
+  return ok_status();
+}
+
+Status PoolImpl::trim(Thin& t, uint64_t b0, uint64_t b1) {
+  // One transaction per kDiscardRunsPerTxn runs, so that unmapping a large
   // fragmented range never builds a transaction larger than the journal
   // takes. (A discard is not atomic; each piece is.)
   uint64_t pos = b0;
   while (pos < b1) {
-    LockGuard tl(t->tree_mu);
+    LockGuard tl(t.tree_mu);
     std::vector<Run> unmapped;
     uint64_t end = b1;
     Result<Lsn> lsn = commit_tree_change(
-        *t, {},
+        t, {},
         [&](MappingTree& tree, DeviceDetails& d) -> Status {
           Status walked = tree.for_each(VBlock(pos), b1 - pos, [&](const Run& r) {
             if (unmapped.size() == kDiscardRunsPerTxn) {
@@ -755,7 +807,6 @@ Status PoolImpl::discard(ThinId thin, uint64_t offset, uint64_t length) {
     for (const Run& r : unmapped) note_dropped(*lsn, r.dbegin.value(), r.length);
     pos = end;
   }
-  out_of_space_ = false;
   return ok_status();
 }
 

@@ -124,6 +124,8 @@ struct PoolStatus {
 
 // DeviceDetails::flags bits.
 inline constexpr uint32_t kThinFlagPinned = 1;
+// Being deleted in pieces (a large thin): invisible to users; open finishes it.
+inline constexpr uint32_t kThinFlagDeleting = 2;
 
 class Pool {
  public:

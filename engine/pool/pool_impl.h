@@ -64,6 +64,12 @@ class PoolImpl final : public Pool {
   };
 
   Result<ThinPtr> find(ThinId thin) const;
+  // Unmaps [b0, b1) of the thin in transactions of bounded size; the caller
+  // holds the range's cells.
+  Status trim(Thin& t, uint64_t b0, uint64_t b1);
+  // delete_thin after its checks, with the thin's IO drained; also run at
+  // open for a thin whose delete a crash interrupted.
+  Status finish_delete(const ThinPtr& t);
   // The guard for IO: mode and alignment checks. `changes` for write/discard.
   Status check_io(uint64_t offset, uint64_t length, bool changes) const;
   Status check_bounds(const Thin& t, uint64_t offset, uint64_t length) const;

@@ -149,6 +149,88 @@ TEST(Pool, DiscardOfAManyRunRangeUnmapsEverything) {
   w.expect_clean();
 }
 
+// A thin with more runs than one transaction should free is deleted in
+// pieces behind a durable "deleting" flag. A crash at any point leaves
+// either the whole thin or nothing of it (open finishes the delete), and the
+// other thin intact.
+TEST(Pool, LargeDeleteIsAllOrNothingAcrossCrashes) {
+  int cut_short = 0, survived = 0, gone = 0, finished_at_open = 0;
+  for (uint64_t seed = 1; seed <= 12; ++seed) {
+    sim::DiskMedia media(512, kDeviceBytes / 512);
+    sim::IoTrace trace{sim::TraceOptions{}};
+    AlignedBuffer b = pattern(4096, 5), c = pattern(4096, 6);
+    uint64_t used_before = 0;
+    bool cut = false;
+    {
+      sim::Scheduler sched(seed);
+      sim::SimDisk disk(sched, media, trace, sim::SimDiskOptions{}, Random(seed));
+      std::unique_ptr<Pool> pool;
+      sched.spawn("setup", [&] {
+        FormatOptions f;
+        f.data_block_bytes = 4096;
+        f.metadata_bytes = uint64_t(4) << 20;
+        ASSERT_TRUE(Pool::format(sched, disk, nullptr, f).ok());
+        pool = std::move(Pool::open(sched, disk, nullptr, PoolOptions{}).value());
+        ASSERT_TRUE(pool->create_thin(ThinId(1), 16 << 20).ok());
+        ASSERT_TRUE(pool->create_thin(ThinId(2), 1 << 20).ok());
+        ASSERT_TRUE(pool->write(ThinId(2), 0, c.span()).ok());
+        for (uint64_t i = 0; i < 1200; ++i) {
+          ASSERT_TRUE(pool->write(ThinId(1), 2 * i * 4096, b.span()).ok());
+        }
+        ASSERT_TRUE(pool->flush().ok());
+        used_before = pool->status().store.data_used;
+      });
+      ASSERT_EQ(sched.run(), sim::RunOutcome::idle) << sched.failure();
+      // Delete, and lose power somewhere inside it (or after it).
+      bool deleted = false;
+      sched.spawn("delete", [&] {
+        Status s = pool->delete_thin(ThinId(1));
+        ASSERT_TRUE(s.ok()) << s.to_string();
+        deleted = true;
+      });
+      sim::RunLimits limits;
+      // The delete takes 0.1-3 ms of virtual time here.
+      limits.max_time = sched.now() + Nanos(Random(seed).uniform(400'000));
+      sched.run(limits);
+      if (!deleted) ++cut_short;
+      cut = !deleted;
+      sched.kill_all_tasks();
+      pool.reset();
+      Random rng(seed * 7);
+      disk.crash(rng, sim::CrashOptions{});
+    }
+    sim::Scheduler sched(100 + seed);
+    sim::SimDisk disk(sched, media, trace, sim::SimDiskOptions{}, Random(seed + 50));
+    sched.spawn("reopen", [&] {
+      auto r = Pool::open(sched, disk, nullptr, PoolOptions{});
+      ASSERT_TRUE(r.ok()) << r.status().to_string();
+      Pool& p = **r;
+      AlignedBuffer got(4096);
+      ASSERT_TRUE(p.read(ThinId(2), 0, got.span()).ok());
+      EXPECT_TRUE(same(got, c)) << "seed " << seed;
+      auto one = p.thin_info(ThinId(1));
+      if (one.ok()) {
+        ++survived;
+        EXPECT_EQ(one->mapped_blocks, 1200u) << "seed " << seed;
+        EXPECT_EQ(p.status().store.data_used, used_before);
+      } else {
+        ++gone;
+        if (cut) ++finished_at_open;
+        EXPECT_EQ(p.status().store.data_used, 1u) << "seed " << seed;
+      }
+      auto findings = p.check();
+      ASSERT_TRUE(findings.ok());
+      for (const CheckFinding& f : *findings) ADD_FAILURE() << "seed " << seed << ": " << f.what;
+    });
+    ASSERT_EQ(sched.run(), sim::RunOutcome::idle) << sched.failure();
+  }
+  // Both outcomes happened, and some crashes hit the delete itself.
+  EXPECT_GT(cut_short, 0);
+  EXPECT_GT(survived, 0);
+  EXPECT_GT(gone, 0);
+  EXPECT_GT(finished_at_open, 0) << "no crash left a delete for open to finish";
+}
+
 // A device that reports fewer bytes than its media holds: a pool formatted
 // on it can later grow into the rest.
 class ShortDevice final : public BlockDevice {
