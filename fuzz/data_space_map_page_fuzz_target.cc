@@ -59,7 +59,10 @@ struct ClaimedMap {
 
 ClaimedMap claimed_map(std::span<const std::byte> block) {
   ClaimedMap m;
-  const MBlock location = peek_block_header(block).location;
+  MBlock location = peek_block_header(block).location;
+  // Both slots of the page must have a block number: a region that wraps past
+  // the last one is no map's (validate_layout keeps every region on the device).
+  if (location.value() > UINT64_MAX - kSlotsPerPage) location = MBlock(0);
   m.page = get_u64(block, kOffPageIndex);
   if (m.page > kPageIndexMax || location.value() < kSlotsPerPage * m.page) m.page = 0;
   uint64_t per_page = get_u64(block, kOffBlocksPerPage);

@@ -57,7 +57,10 @@ struct ClaimedMap {
 ClaimedMap claimed_map(std::span<const std::byte> page) {
   ClaimedMap m;
   if (page.size() < kMetadataChunkHeaderEnd) return m;
-  const MBlock location = peek_block_header(page).location;
+  MBlock location = peek_block_header(page).location;
+  // Both slots of the page must have a block number: a region that wraps past
+  // the last one is no map's (validate_layout keeps every region on the device).
+  if (location.value() > UINT64_MAX - kSlotsPerPage) location = MBlock(0);
   m.chunk = get_u64(page, kOffChunkIndex);
   if (m.chunk > kChunkIndexMax || location.value() < kSlotsPerPage * m.chunk) m.chunk = 0;
   const uint32_t entries = get_u32(page, kOffEntryCount);
