@@ -13,17 +13,6 @@ Status model_mismatch(const std::string& what) {
   return Status(Errc::corruption, "the store disagrees with the model: " + what);
 }
 
-// DataRefs for reading committed trees: lookups never change counts.
-class NoDataRefs final : public DataRefs {
- public:
-  Status inc_range(DBlock, uint64_t) override { return refuse(); }
-  Status dec_range(DBlock, uint64_t) override { return refuse(); }
-  Result<uint32_t> max_ref_count(DBlock, uint64_t) override { return refuse(); }
-
- private:
-  static Status refuse() { return Status(Errc::read_only, "reading the pool changes no count"); }
-};
-
 // The state a transaction works on, and what it is building.
 struct Staging {
   pool::MetadataTxn& txn;
@@ -293,7 +282,7 @@ Result<PoolModel> read_pool(pool::MetadataStore& store) {
   const MBlock root = store.device_tree_root();
   if (root == MBlock(0)) return pool;
   NodeStore& nodes = store.committed_nodes();
-  NoDataRefs refs;
+  NoDataRefs refs("reading the pool");
   DeviceTree devices = DeviceTree::open(nodes, root);
   std::vector<DeviceDetails> all;
   TP_RETURN_IF_ERROR(devices.for_each([&](const DeviceDetails& d) {

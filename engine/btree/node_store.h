@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 
 #include "engine/base/status.h"
 #include "engine/base/units.h"
@@ -102,6 +103,24 @@ class DataRefs {
   // The largest count of any block in [begin, begin + length). Used to tell
   // whether a mapped range is shared (count > 1).
   virtual Result<uint32_t> max_ref_count(DBlock begin, uint64_t length) = 0;
+};
+
+// DataRefs for walks that only read a tree (for_each, lookup without the
+// sharing query): every call is refused with read_only, naming `who`.
+class NoDataRefs final : public DataRefs {
+ public:
+  explicit NoDataRefs(std::string who = "a read-only walk") : who_(std::move(who)) {}
+  Status inc_range(DBlock, uint64_t) override { return refuse("take data references"); }
+  Status dec_range(DBlock, uint64_t) override { return refuse("drop data references"); }
+  Result<uint32_t> max_ref_count(DBlock, uint64_t) override {
+    return refuse("read data reference counts");
+  }
+
+ private:
+  Status refuse(const char* what) const {
+    return Status(Errc::read_only, who_ + " cannot " + what);
+  }
+  std::string who_;
 };
 
 }  // namespace thinp

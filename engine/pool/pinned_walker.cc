@@ -15,16 +15,6 @@ Status refuse_change(const char* what) {
   return Status(Errc::read_only, std::string("read-only walk of a pinned tree cannot ") + what);
 }
 
-// The walk only reads: no data reference is ever taken or dropped.
-class NoDataRefs final : public DataRefs {
- public:
-  Status inc_range(DBlock, uint64_t) override { return refuse_change("take data references"); }
-  Status dec_range(DBlock, uint64_t) override { return refuse_change("drop data references"); }
-  Result<uint32_t> max_ref_count(DBlock, uint64_t) override {
-    return Status(Errc::unsupported, "a pinned-tree walk has no data reference counts");
-  }
-};
-
 }  // namespace
 
 Result<MBlock> DeviceReadNodeStore::allocate(MBlock) { return refuse_change("allocate"); }
@@ -77,7 +67,7 @@ Result<PinnedRoot> find_pinned_root(const Superblock& sb, ThinId thin) {
 Result<std::vector<Run>> walk_mapping_tree(BlockDevice& metadata, const Superblock& sb,
                                            MBlock root) {
   DeviceReadNodeStore store(metadata, sb.layout.tree_pool);
-  NoDataRefs data;
+  NoDataRefs data("a read-only walk of a pinned tree");
   // open() takes over a root reference it never drops: the walk neither
   // destroys nor writes the tree.
   MappingTree tree = MappingTree::open(store, data, root);

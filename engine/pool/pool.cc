@@ -21,17 +21,6 @@ std::string thin_name(ThinId thin) { return "thin " + std::to_string(thin.value(
 
 bool aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % kIoBufferAlignment == 0; }
 
-// A DataRefs for walks that never change counts.
-class NoDataRefs final : public DataRefs {
- public:
-  Status inc_range(DBlock, uint64_t) override { return refuse(); }
-  Status dec_range(DBlock, uint64_t) override { return refuse(); }
-  Result<uint32_t> max_ref_count(DBlock, uint64_t) override { return refuse(); }
-
- private:
-  static Status refuse() { return Status(Errc::read_only, "a read-only walk changed counts"); }
-};
-
 ThinInfo info_of(const DeviceDetails& d) {
   ThinInfo i;
   i.thin = d.thin;
@@ -548,7 +537,7 @@ std::vector<ThinInfo> PoolImpl::thins() {
 Result<std::vector<Run>> PoolImpl::mappings(ThinId thin) {
   TP_ASSIGN_OR_RETURN(ThinPtr t, find(thin));
   LockGuard tl(t->tree_mu);
-  NoDataRefs none;
+  NoDataRefs none("Pool::mappings");
   MappingTree tree = MappingTree::open(store_->committed_nodes(), none, t->details.mapping_root);
   std::vector<Run> runs;
   Status s = tree.for_each([&](const Run& r) {
