@@ -3,13 +3,47 @@
 #include <iostream>
 
 #include "tools/bench_metadata.h"
+#include "tools/bench_pool.h"
 #include "tools/bench_raw.h"
 
 namespace thinp::tools {
 
+namespace {
+
+int run_pool_bench_command(const BenchArgs& args) {
+  PoolBenchOptions opts;
+  opts.device = args.device;
+  opts.data_device = args.data_device;
+  opts.workload = args.workload;
+  opts.io_bytes = args.block_bytes;
+  opts.queue_depth = args.queue_depth;
+  opts.seconds = args.seconds;
+  opts.thin_bytes = args.thin_bytes;
+  opts.data_block_bytes = args.data_block_bytes;
+  opts.flush_every = args.flush_every;
+  opts.force = args.force;
+  opts.profile_path = args.profile_path;
+  auto report = run_pool_bench(opts);
+  if (!report.ok()) {
+    std::cerr << "thinp: error: " << report.status().message() << "\n";
+    return report.status().code() == Errc::invalid_argument ? 2 : 1;
+  }
+  std::cout << format_pool_bench(*report, args.json) << "\n";
+  if (!report->close_error.empty()) {
+    std::cerr << "thinp: error: closing the pool: " << report->close_error << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
 int run_bench(const BenchArgs& args) {
-  if (!args.raw) {
-    std::cerr << "thinp: error: only --raw benchmarks exist so far (the engine's come with the pool)\n";
+  if (!args.raw) return run_pool_bench_command(args);
+  if (!args.data_device.empty() || args.thin_bytes != 0 || args.data_block_bytes != 64 * 1024 ||
+      args.flush_every != 0 || args.force || !args.profile_path.empty()) {
+    std::cerr << "thinp: error: --data-device, --size, --block-size, --flush-every, --force and "
+                 "--profile are for engine benchmarks, not --raw\n";
     return 2;
   }
   RawBenchOptions opts;

@@ -14,6 +14,13 @@ struct BenchArgs {
   uint32_t queue_depth = 32;
   double seconds = 10;
   bool json = false;
+  // Engine benchmarks only (without --raw): see bench_pool.h.
+  std::string data_device;
+  uint64_t thin_bytes = 0;  // 0: the workload's default
+  uint64_t data_block_bytes = 64 * 1024;
+  uint64_t flush_every = 0;
+  bool force = false;
+  std::string profile_path;
 };
 
 struct MetadataBenchArgs {

@@ -136,6 +136,11 @@ if [ "$(id -u)" -eq 0 ] && command -v losetup >/dev/null 2>&1 &&
 else
   echo "cli: loop device checks skipped (need root and losetup)"
 fi
+# The engine benchmark formats a pool: refused over one without --force, and
+# the pool it leaves checks clean.
+expect_run_error bench --device "$pool_tmp/pool.img" --workload provision --seconds 0.1
+expect 0 '"workload":"overwrite".*"writes_in_place":[1-9]' -- bench --device "$pool_tmp/pool.img" --force --workload overwrite --size 4M --qd 4 --seconds 0.1 --json
+expect 0 '^clean' -- check --device "$pool_tmp/pool.img"
 rm -rf "$pool_tmp"
 
 # Thin volumes on a file: the acceptance test. Data written to thin 1

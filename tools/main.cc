@@ -96,14 +96,28 @@ int run(int argc, char** argv) {
   // --- bench ----------------------------------------------------------------
   BenchArgs bench_args;
   std::string bs_text = "4k";
-  CLI::App* bench = app.add_subcommand("bench", "benchmarks on a real device or file");
+  CLI::App* bench = app.add_subcommand(
+      "bench",
+      "benchmarks on a real device or file (without --raw: formats a pool on it, destroying its "
+      "data; a device that holds a pool is refused unless --force)");
   bench->add_option("--device", bench_args.device, "file, loop device or block device");
   bench->add_flag("--raw", bench_args.raw, "drive the block device directly, without the engine");
-  bench->add_option("--workload", bench_args.workload, "randread|randwrite|read|write");
+  bench->add_option("--workload", bench_args.workload,
+                    "randread|randwrite|read|write; without --raw also "
+                    "provision|overwrite|break-sharing");
   bench->add_option("--bs", bs_text, "IO size (e.g. 4k)");
   bench->add_option("--qd", bench_args.queue_depth, "queue depth");
   bench->add_option("--seconds", bench_args.seconds, "run time");
   bench->add_flag("--json", bench_args.json, "print one JSON object");
+  // Without --raw the benchmark formats a pool on the device (tools/bench_pool.h).
+  std::string bench_size_text, bench_block_text = "64k";
+  bench->add_option("--data-device", bench_args.data_device, "engine: separate data device");
+  bench->add_option("--size", bench_size_text, "engine: thin size (default: the data area)");
+  bench->add_option("--block-size", bench_block_text, "engine: data block size (default 64k)");
+  bench->add_option("--flush-every", bench_args.flush_every, "engine: flush after N writes");
+  bench->add_flag("--force", bench_args.force,
+                  "engine: format over a device that already holds a pool (its data is lost)");
+  bench->add_option("--profile", bench_args.profile_path, "engine: write a gperftools CPU profile");
 
   MetadataBenchArgs metadata_args;
   CLI::App* bench_metadata =
@@ -256,6 +270,15 @@ int run(int argc, char** argv) {
     auto bs = parse_size(bs_text);
     if (!bs.ok()) return usage_error(bs.status().message());
     bench_args.block_bytes = *bs;
+    auto data_bs = parse_size(bench_block_text);
+    if (!data_bs.ok()) return usage_error(data_bs.status().message());
+    bench_args.data_block_bytes = *data_bs;
+    if (!bench_size_text.empty()) {
+      auto size = parse_size(bench_size_text);
+      if (!size.ok()) return usage_error(size.status().message());
+      if (*size == 0) return usage_error("--size must be more than 0");
+      bench_args.thin_bytes = *size;
+    }
     return run_bench(bench_args);
   }
   return usage_error("no command given (see thinp --help)");
