@@ -183,8 +183,9 @@ Status check_data_space_map_page(const uint8_t* data, size_t size) {
 
 std::vector<FuzzSeed> seeds_data_space_map_page() {
   std::vector<FuzzSeed> seeds;
-  const DataGeometry one{5000, space_map::kDefaultDataBlocksPerPage,
-                         PageRegion{MBlock(30), space_map::kSlotsPerPage}};
+  // One page covering all 5000 blocks (a format option larger than the
+  // default of 668 blocks per page).
+  const DataGeometry one{5000, 16384, PageRegion{MBlock(30), space_map::kSlotsPerPage}};
   const std::vector<std::byte> fresh =
       DataSpaceMap::create(one).value().encode_dirty_pages().value()[0].bytes;
   const std::vector<std::byte> short_page = busy_last_page(2 * 600 + 250, 600, MBlock(40));

@@ -152,18 +152,28 @@ Result<Layout> compute_layout(const Geometry& g, const LayoutOptions& options) {
                    " blocks is outside [" + std::to_string(g.metadata_blocks) + ", 2^40]");
   }
   const uint64_t data_blocks_limit = UINT64_MAX / g.data_block_bytes;
-  const uint64_t data_max = options.data_blocks_max != 0
-                                ? options.data_blocks_max
-                                : (g.data_blocks > data_blocks_limit / kDataGrowthFactorDefault
-                                       ? data_blocks_limit
-                                       : g.data_blocks * kDataGrowthFactorDefault);
+  const uint64_t per_page = options.data_blocks_per_space_map_page != 0
+                                ? options.data_blocks_per_space_map_page
+                                : kDataBlocksPerSpaceMapPageDefault;
+  // Room to grow the data device: kDataGrowthFactorDefault times its size,
+  // or less if the metadata area cannot hold that map (never less than 1x).
+  uint64_t data_max = options.data_blocks_max;
+  for (uint64_t factor = kDataGrowthFactorDefault; data_max == 0; --factor) {
+    const uint64_t candidate =
+        g.data_blocks > data_blocks_limit / factor ? data_blocks_limit : g.data_blocks * factor;
+    const uint64_t fixed = kSuperblockSlots + journal_blocks +
+                           kSpaceMapSlotsPerPage * metadata_space_map_pages(metadata_max) +
+                           kTreePoolBlocksMin;
+    const uint64_t map =
+        per_page == 0 ? 0 : kSpaceMapSlotsPerPage * data_space_map_pages(candidate, per_page);
+    if (factor == 1 || (fixed <= g.metadata_blocks && map <= g.metadata_blocks - fixed)) {
+      data_max = candidate;
+    }
+  }
   if (data_max < g.data_blocks || data_max > data_blocks_limit) {
     return invalid("maximum data size of " + std::to_string(data_max) + " blocks is outside [" +
                    std::to_string(g.data_blocks) + ", " + std::to_string(data_blocks_limit) + "]");
   }
-  const uint64_t per_page = options.data_blocks_per_space_map_page != 0
-                                ? options.data_blocks_per_space_map_page
-                                : kDataBlocksPerSpaceMapPageDefault;
   if (per_page > kDataBlocksPerSpaceMapPageMax) {
     return invalid("data space map page of " + std::to_string(per_page) +
                    " data blocks is larger than 2^32");

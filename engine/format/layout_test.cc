@@ -31,11 +31,22 @@ TEST(Layout, TwoDevicesWithDefaults) {
   EXPECT_EQ(l->journal, (BlockRange{MBlock(2), 1024}));
   EXPECT_EQ(l->metadata_blocks_max, 4u * 16384);
   EXPECT_EQ(l->data_blocks_max, 4u * 16384);
-  EXPECT_EQ(l->data_blocks_per_space_map_page, 16384u);
-  // Two slots per page: 2 * ceil(65536 / 1010) and 2 * (65536 / 16384).
+  EXPECT_EQ(l->data_blocks_per_space_map_page, 668u);
+  // Two slots per page: 2 * ceil(65536 / 1010) and 2 * ceil(65536 / 668).
   EXPECT_EQ(l->metadata_space_map, (BlockRange{MBlock(1026), 130}));
-  EXPECT_EQ(l->data_space_map, (BlockRange{MBlock(1156), 8}));
-  EXPECT_EQ(l->tree_pool, (BlockRange{MBlock(1164), 16384 - 1164}));
+  EXPECT_EQ(l->data_space_map, (BlockRange{MBlock(1156), 198}));
+  EXPECT_EQ(l->tree_pool, (BlockRange{MBlock(1354), 16384 - 1354}));
+  EXPECT_TRUE(validate_layout(*g, *l).ok());
+}
+
+// A metadata area too small for the data space map of 4x the data gets less
+// room to grow, not a refusal.
+TEST(Layout, SmallMetadataGrowsLessInsteadOfFailing) {
+  Result<Geometry> g = geometry_for_two_devices(1 * MiB, 100 * MiB, 4 * KiB);
+  ASSERT_TRUE(g.ok());
+  Result<Layout> l = compute_layout(*g);
+  ASSERT_TRUE(l.ok()) << l.status().to_string();
+  EXPECT_EQ(l->data_blocks_max, 2u * 25600);  // 3x and 4x do not fit in 256 blocks
   EXPECT_TRUE(validate_layout(*g, *l).ok());
 }
 
@@ -101,8 +112,8 @@ TEST(Layout, RejectsTooSmallDevices) {
   Result<Layout> l = compute_layout(*g);
   ASSERT_FALSE(l.ok());
   EXPECT_EQ(l.status().message(),
-            "metadata area of 64 KiB (16 blocks) is too small: it needs at least 36 blocks "
-            "(2 superblock, 8 journal, 2 metadata space map, 8 data space map, 16 trees)");
+            "metadata area of 64 KiB (16 blocks) is too small: it needs at least 78 blocks "
+            "(2 superblock, 8 journal, 2 metadata space map, 50 data space map, 16 trees)");
 
   EXPECT_TRUE(contains(geometry_for_two_devices(100, 1 * GiB, 64 * KiB).status().message(),
                        "holds no whole 4 KiB block"));
@@ -176,7 +187,7 @@ TEST(Layout, ValidateLayoutCatchesEachRegion) {
   EXPECT_TRUE(contains(validate_layout(g, l).message(), "runs past the end"));
   l = good;
   l.data_space_map.blocks += 1;
-  EXPECT_TRUE(contains(validate_layout(g, l).message(), "two slots for each of the 4 pages"));
+  EXPECT_TRUE(contains(validate_layout(g, l).message(), "two slots for each of the 99 pages"));
   l = good;
   l.data_blocks_per_space_map_page = 0;
   EXPECT_TRUE(contains(validate_layout(g, l).message(), "outside [1, 2^32]"));

@@ -53,10 +53,11 @@
 // The page area is kDataPagePayloadBytes (4008) bytes. An extent takes 2 to 15
 // bytes; typical extents (length < 2^14, count < 128) take 2 to 3, so a page
 // holds ~1300-2000 extents. A page whose extents do not fit makes
-// encode_dirty_pages fail with no_space naming the page: with B <= 668 that is
-// impossible (one extent per block at worst 6 bytes); larger B trades that
-// guarantee for fewer pages. (A spill page per overflowing page would lift
-// the limit; not done yet.)
+// encode_dirty_pages fail with no_space naming the page: with B <= 668 (the
+// format's default, engine/format/layout.h) that is impossible (one extent
+// per block at worst 6 bytes); larger B trades that guarantee for fewer
+// pages. (A spill page per overflowing page would lift the limit; not done
+// yet.)
 //
 // Threading: as MetadataSpaceMap (not synchronised; calls come from the pool's
 // tasks one at a time; nothing suspends except load's PageReader).
@@ -80,7 +81,7 @@ namespace thinp::space_map {
 inline constexpr uint32_t kDataSpaceMapVersion = 1;
 inline constexpr size_t kDataPageHeaderEnd = 88;
 inline constexpr size_t kDataPagePayloadBytes = kMetadataBlockBytes - kDataPageHeaderEnd;
-inline constexpr uint64_t kDefaultDataBlocksPerPage = 16384;
+inline constexpr uint64_t kDefaultDataBlocksPerPage = 668;  // layout.h says why
 inline constexpr uint64_t kSpreadMinBlocks = 64;
 
 struct DataGeometry {
