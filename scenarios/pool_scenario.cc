@@ -167,15 +167,19 @@ class PoolBoot {
     pool_.reset();
   }
 
-  void execute(bool format) {
+  // `crash_after_events`: stop after that many events (a crash point)
+  // instead of at the end of the boot's workload.
+  void execute(bool format, uint64_t crash_after_events = 0) {
     sched_.spawn("main", [this, format] { main_task(format); });
     sim::RunLimits limits;
-    limits.max_events = kMaxEventsPerBoot;
+    const bool cut = crash_after_events != 0 && crash_after_events < kMaxEventsPerBoot;
+    limits.max_events = cut ? crash_after_events : kMaxEventsPerBoot;
     const sim::RunOutcome out = sched_.run(limits);
     if (out == sim::RunOutcome::deadlock) run_.fail("deadlock: " + sched_.deadlock_report());
     if (out == sim::RunOutcome::task_failed) run_.fail(sched_.failure());
-    if (out == sim::RunOutcome::event_limit) run_.fail("event limit reached (livelock?)");
+    if (out == sim::RunOutcome::event_limit && !cut) run_.fail("event limit reached (livelock?)");
   }
+  uint64_t events_run() const { return sched_.events_run(); }
 
   // Power loss: tasks die mid-IO, the disk decides what of its cache lands.
   void crash() {
@@ -609,6 +613,15 @@ ScenarioResult run_pool_scenario(const ScenarioOptions& options) {
   PoolRun run(options, rng);
   const uint64_t total_ops = options.ops != 0 ? options.ops : kPoolScenarioDefaultOps;
   const uint64_t per_boot = std::max<uint64_t>(1, total_ops / (run.plan.crash_boots + 1));
+  // A crash sweep's run: one workload boot of the whole budget, cut at the
+  // chosen event (UINT64_MAX: at its end, which is how the sweep counts the
+  // crash points), then recovery and a clean close.
+  const bool crash_point = options.crash_after_events != 0;
+  if (crash_point) {
+    run.plan.crash_boots = 0;  // the cut boot, then the recovery check and a clean close
+    run.crash_rng = Random(options.seed * 0x9e3779b97f4a7c15ULL ^ (options.crash_state + 1));
+  }
+  uint64_t first_boot_events = 0;
   run.log("plan: block=" + std::to_string(run.plan.data_block_bytes) +
           " journal=" + std::to_string(run.plan.journal_blocks) +
           " cache=" + std::to_string(run.plan.cache_pages) +
@@ -620,8 +633,10 @@ ScenarioResult run_pool_scenario(const ScenarioOptions& options) {
   for (uint32_t b = 0; b <= run.plan.crash_boots && run.failure.empty(); ++b) {
     ++run.boot;
     // A crash boot runs a random share of its budget, then loses power.
-    PoolBoot boot(run, 1 + run.work_rng.uniform(2 * per_boot), false);
-    boot.execute(false);
+    const uint64_t budget = crash_point ? total_ops : 1 + run.work_rng.uniform(2 * per_boot);
+    PoolBoot boot(run, budget, false);
+    boot.execute(false, b == 0 ? options.crash_after_events : 0);
+    if (b == 0) first_boot_events = boot.events_run();
     if (!run.failure.empty()) break;
     boot.crash();
   }
@@ -643,6 +658,7 @@ ScenarioResult run_pool_scenario(const ScenarioOptions& options) {
           << " creates=" << c.creates << " snapshots=" << c.snapshots << " deletes=" << c.deletes
           << " crashes=" << c.crashes << " sectors_checked=" << c.sectors_checked;
   ScenarioResult result;
+  result.crash_points = first_boot_events;
   result.passed = run.failure.empty();
   run.digest.add_u64(run.trace.digest());
   result.digest = run.digest.value();

@@ -67,6 +67,30 @@ TEST(PoolScenario, CatchesNewBlocksWrittenWithoutFua) {
   EXPECT_GE(failed, 10) << "the checker missed the bug on most seeds";
 }
 
+// Crash points (thinp sim crash-sweep): an uncut run counts them, and a run
+// cut at any of them recovers to an allowed state. The bug is caught at some.
+TEST(PoolScenario, CrashPointsRecover) {
+  ScenarioOptions uncut;
+  uncut.seed = 5;
+  uncut.ops = 200;
+  uncut.crash_after_events = UINT64_MAX;
+  const ScenarioResult r = run_pool_scenario(uncut);
+  ASSERT_TRUE(r.passed) << r.failure;
+  ASSERT_GT(r.crash_points, 100u);
+  int buggy_failures = 0;
+  for (uint64_t i = 1; i <= 24; ++i) {
+    ScenarioOptions cut = uncut;
+    cut.crash_after_events = i * r.crash_points / 24;
+    cut.crash_state = i;
+    const ScenarioResult c = run_pool_scenario(cut);
+    EXPECT_TRUE(c.passed) << "crash point " << cut.crash_after_events << ": " << c.failure;
+    EXPECT_EQ(c.crash_points, cut.crash_after_events);
+    cut.bugs = {"pool-data-no-fua"};
+    if (!run_pool_scenario(cut).passed) ++buggy_failures;
+  }
+  EXPECT_GT(buggy_failures, 0) << "no crash point caught new blocks written without FUA";
+}
+
 TEST(PoolScenario, UnknownBugIsAnError) {
   const ScenarioResult r = run_seed(1, {"no-such-bug"});
   EXPECT_FALSE(r.passed);

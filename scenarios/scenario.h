@@ -27,6 +27,14 @@ struct ScenarioOptions {
   // (pass or fail) for `thinp sim replay --trace`. Costs memory in proportion
   // to the run. Scenarios without a trace format report that in `failure`.
   std::string trace_path;
+  // Crash sweeps (`thinp sim crash-sweep`), for scenarios that support them
+  // (ScenarioInfo::crash_points): the run is one workload boot that loses
+  // power after exactly this many scheduler events (each event is a crash
+  // point; UINT64_MAX: at the end of its workload), the fate of every
+  // unflushed write drawn from `crash_state`, then recovery is checked and
+  // the pool closed. 0: the scenario's own plan of boots and crashes.
+  uint64_t crash_after_events = 0;
+  uint64_t crash_state = 0;
 };
 
 struct ScenarioResult {
@@ -39,6 +47,10 @@ struct ScenarioResult {
   // Why the run failed (empty when passed): the first broken check, with
   // enough context to start debugging.
   std::string failure;
+  // Scenarios with crash points: how many scheduler events the first
+  // workload boot ran; with crash_after_events = UINT64_MAX (a crash-sweep
+  // run that is never cut) that is every crash point of the seed.
+  uint64_t crash_points = 0;
 };
 
 using ScenarioFn = ScenarioResult (*)(const ScenarioOptions&);
@@ -48,6 +60,7 @@ struct ScenarioInfo {
   std::string_view description;
   ScenarioFn run;
   uint64_t default_ops;
+  bool crash_points = false;  // honours ScenarioOptions::crash_after_events
 };
 
 // Every scenario, in a fixed order.

@@ -310,6 +310,12 @@ echo "cli: kill -9 test: $kills kills, $completed acknowledged writes checked"
 expect_read "pinned thin 2 intact after the kills" "$thin_tmp/part.bin" --device "$kimg" --thin 2 --offset 0 --length 1M
 rm -rf "$thin_tmp"
 
+# Crash sweep: every crash point of a short run (sampled), recovered and checked.
+expect 0 '^crash-sweep: scenario pool seed 3: [0-9]+ crash points' -- sim crash-sweep --scenario pool --seed 3 --ops 100 --points 30 --states 2 --jobs 2
+expect 0 '^60 passed, 0 failed$' -- sim crash-sweep --scenario pool --seed 3 --ops 100 --points 30 --states 2 --jobs 2
+expect_one_line_error sim crash-sweep --scenario disk --seed 1
+expect_one_line_error sim crash-sweep --scenario pool --seed 1 --points 0
+
 # Growing the data area after the file grew.
 grow_tmp=$(mktemp -d)
 truncate -s 64M "$grow_tmp/g.img"

@@ -77,6 +77,9 @@ int run(int argc, char** argv) {
   sim_run->add_flag("--verbose", run_args.verbose, "log every event");
   sim_run->add_option("--bug", run_args.bugs, "inject a named deliberate bug (for checker tests)");
   sim_run->add_option("--save-trace", run_args.save_trace, "save the IO trace to this file");
+  sim_run->add_option("--crash-at", run_args.crash_at,
+                      "lose power after this many events of the first boot (crash-sweep replay)");
+  sim_run->add_option("--crash-state", run_args.crash_state, "which crash state (with --crash-at)");
 
   std::string replay_trace;
   CLI::App* sim_replay =
@@ -92,6 +95,18 @@ int run(int argc, char** argv) {
   sim_sweep->add_option("--ops", sweep_args.ops, "workload length (default: the scenario's)");
   sim_sweep->add_option("--jobs", sweep_args.jobs, "parallel runs (default: one per core)");
   sim_sweep->add_option("--bug", sweep_args.bugs, "inject a named deliberate bug");
+
+  SimCrashSweepArgs crash_args;
+  CLI::App* sim_crash = sim->add_subcommand(
+      "crash-sweep",
+      "crash one seed at every crash point (sampled beyond --points), recover, check");
+  sim_crash->add_option("--scenario", crash_args.scenario, "scenario name (pool)")->required();
+  sim_crash->add_option("--seed", crash_args.seed, "seed")->required();
+  sim_crash->add_option("--points", crash_args.points, "crash points to try (default 200)");
+  sim_crash->add_option("--states", crash_args.states, "crash states per point (default 2)");
+  sim_crash->add_option("--ops", crash_args.ops, "workload length (default: the scenario's)");
+  sim_crash->add_option("--jobs", crash_args.jobs, "parallel runs (default: one per core)");
+  sim_crash->add_option("--bug", crash_args.bugs, "inject a named deliberate bug");
 
   // --- bench ----------------------------------------------------------------
   BenchArgs bench_args;
@@ -218,6 +233,7 @@ int run(int argc, char** argv) {
 
   if (sim_run->parsed()) return run_sim_run(run_args);
   if (sim_replay->parsed()) return run_sim_replay_trace(replay_trace);
+  if (sim_crash->parsed()) return run_sim_crash_sweep(crash_args);
   if (sim_sweep->parsed()) {
     auto seeds = parse_seed_range(seeds_text);
     if (!seeds.ok()) return usage_error(seeds.status().message());

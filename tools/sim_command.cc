@@ -11,7 +11,9 @@
 #include <deque>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <thread>
+#include <vector>
 
 #include "scenarios/disk_scenario.h"
 #include "scenarios/scenario.h"
@@ -62,6 +64,12 @@ int run_sim_run(const SimRunArgs& args) {
   opts.log = args.verbose ? &std::cout : nullptr;
   opts.bugs = args.bugs;
   opts.trace_path = args.save_trace;
+  opts.crash_after_events = args.crash_at;
+  opts.crash_state = args.crash_state;
+  if (args.crash_at != 0 && !info->crash_points) {
+    std::cerr << "thinp: error: scenario '" << args.scenario << "' has no crash points\n";
+    return 2;
+  }
   const ScenarioResult r = info->run(opts);
   if (r.passed) {
     std::cout << fmt::format("scenario={} seed={} {} digest={:016x}\n", args.scenario, args.seed,
@@ -91,24 +99,20 @@ int run_sim_replay_trace(const std::string& trace_path) {
 }
 
 // --- sweep ------------------------------------------------------------------
-// Each seed runs in a forked child so that an assertion failure (abort) in one
-// seed is reported as that seed's failure instead of ending the sweep. The
+// Each run goes to a forked child so that an assertion failure (abort) in one
+// run is reported as that run's failure instead of ending the sweep. The
 // child writes "P" or "F<message>" to a pipe; a child that dies without a
 // verdict is a failure named by its signal or exit code.
 
 namespace {
 
 struct Child {
-  uint64_t seed;
+  size_t index;
   int fd;
   std::string output;
 };
 
-void run_child(const ScenarioInfo& info, const SimSweepArgs& args, uint64_t seed, int fd) {
-  ScenarioOptions opts;
-  opts.seed = seed;
-  opts.ops = args.ops;
-  opts.bugs = args.bugs;
+void run_child(const ScenarioInfo& info, const ScenarioOptions& opts, int fd) {
   const ScenarioResult r = info.run(opts);
   // Bounded, so that the child never blocks on a full pipe while the parent
   // waits for it to exit.
@@ -127,45 +131,42 @@ void run_child(const ScenarioInfo& info, const SimSweepArgs& args, uint64_t seed
 
 std::string describe_exit(int status) {
   if (WIFSIGNALED(status)) {
-    return fmt::format("crashed with signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
+    return fmt::format("crashed with signal {} ({})", WTERMSIG(status),
+                       strsignal(WTERMSIG(status)));
   }
   return fmt::format("exited with code {} and no verdict", WEXITSTATUS(status));
 }
 
-}  // namespace
-
-int run_sim_sweep(const SimSweepArgs& args) {
-  const ScenarioInfo* info = lookup(args.scenario);
-  if (info == nullptr) return 2;
-  const unsigned jobs =
-      args.jobs != 0 ? args.jobs : std::max(1u, std::thread::hardware_concurrency());
-  const uint64_t total = args.seeds.last - args.seeds.first + 1;
+// Runs every element of `runs` in a forked child, `jobs` at a time, with a
+// progress line on a terminal. Returns the failures by index (ordered), or
+// nullopt if a pipe or fork failed (reported on stderr).
+std::optional<std::map<size_t, std::string>> run_forked(const ScenarioInfo& info,
+                                                        const std::vector<ScenarioOptions>& runs,
+                                                        unsigned jobs) {
+  if (jobs == 0) jobs = std::max(1u, std::thread::hardware_concurrency());
   const bool progress = ::isatty(STDERR_FILENO) != 0;
-
   std::map<pid_t, Child> running;
-  std::map<uint64_t, std::string> failures;  // ordered by seed
-  uint64_t next = args.seeds.first, done = 0;
-  bool launched_all = false;
+  std::map<size_t, std::string> failures;
+  size_t next = 0, done = 0;
   std::cout.flush();
-  while (!launched_all || !running.empty()) {
-    while (!launched_all && running.size() < jobs) {
+  while (next < runs.size() || !running.empty()) {
+    while (next < runs.size() && running.size() < jobs) {
       int fds[2];
       if (::pipe(fds) != 0) {
         std::cerr << "thinp: error: pipe: " << std::strerror(errno) << "\n";
-        return 2;
+        return std::nullopt;
       }
       const pid_t pid = ::fork();
       if (pid < 0) {
         std::cerr << "thinp: error: fork: " << std::strerror(errno) << "\n";
-        return 2;
+        return std::nullopt;
       }
       if (pid == 0) {
         ::close(fds[0]);
-        run_child(*info, args, next, fds[1]);
+        run_child(info, runs[next], fds[1]);
       }
       ::close(fds[1]);
       running.emplace(pid, Child{next, fds[0], {}});
-      launched_all = (next == args.seeds.last);
       ++next;
     }
     // Drain the output of every child, then reap one.
@@ -179,23 +180,110 @@ int run_sim_sweep(const SimSweepArgs& args) {
     for (ssize_t n; (n = ::read(c.fd, buf, sizeof buf)) > 0;) c.output.append(buf, n);
     ::close(c.fd);
     if (c.output.empty()) {
-      failures[c.seed] = describe_exit(status);
+      failures[c.index] = describe_exit(status);
     } else if (c.output[0] != 'P') {
-      failures[c.seed] = c.output.substr(1);
+      failures[c.index] = c.output.substr(1);
     }
     running.erase(it);
     ++done;
     if (progress) {
-      std::cerr << fmt::format("\r[{}/{}] {} failed", done, total, failures.size()) << std::flush;
+      std::cerr << fmt::format("\r[{}/{}] {} failed", done, runs.size(), failures.size())
+                << std::flush;
     }
   }
   if (progress) std::cerr << "\n";
-  for (const auto& [seed, why] : failures) {
-    std::cout << fmt::format("seed {} FAILED: {}\n  replay: {}\n", seed, why,
-                             replay_command(args.scenario, seed, args.ops, args.bugs));
+  return failures;
+}
+
+}  // namespace
+
+int run_sim_sweep(const SimSweepArgs& args) {
+  const ScenarioInfo* info = lookup(args.scenario);
+  if (info == nullptr) return 2;
+  std::vector<ScenarioOptions> runs;
+  for (uint64_t seed = args.seeds.first;; ++seed) {
+    ScenarioOptions opts;
+    opts.seed = seed;
+    opts.ops = args.ops;
+    opts.bugs = args.bugs;
+    runs.push_back(opts);
+    if (seed == args.seeds.last) break;
   }
-  std::cout << fmt::format("{} passed, {} failed\n", total - failures.size(), failures.size());
-  return failures.empty() ? 0 : 1;
+  const auto failures = run_forked(*info, runs, args.jobs);
+  if (!failures.has_value()) return 2;
+  for (const auto& [i, why] : *failures) {
+    std::cout << fmt::format("seed {} FAILED: {}\n  replay: {}\n", runs[i].seed, why,
+                             replay_command(args.scenario, runs[i].seed, args.ops, args.bugs));
+  }
+  std::cout << fmt::format("{} passed, {} failed\n", runs.size() - failures->size(),
+                           failures->size());
+  return failures->empty() ? 0 : 1;
+}
+
+int run_sim_crash_sweep(const SimCrashSweepArgs& args) {
+  const ScenarioInfo* info = lookup(args.scenario);
+  if (info == nullptr) return 2;
+  if (!info->crash_points) {
+    std::cerr << "thinp: error: scenario '" << args.scenario
+              << "' has no crash points (crash-sweep supports: pool)\n";
+    return 2;
+  }
+  if (args.points == 0 || args.states == 0) {
+    std::cerr << "thinp: error: --points and --states must be at least 1\n";
+    return 2;
+  }
+  // Record: the uncut run of the seed says how many crash points it has
+  // (and is checked like every other).
+  ScenarioOptions base;
+  base.seed = args.seed;
+  base.ops = args.ops;
+  base.bugs = args.bugs;
+  ScenarioOptions uncut = base;
+  uncut.crash_after_events = UINT64_MAX;
+  const ScenarioResult recorded = info->run(uncut);
+  if (!recorded.passed) {
+    std::cout << fmt::format(
+        "FAILED: the uncut run of seed {} fails: {}\n  replay: {} --crash-at {}\n", args.seed,
+        recorded.failure, replay_command(args.scenario, args.seed, args.ops, args.bugs),
+        UINT64_MAX);
+    return 1;
+  }
+  const uint64_t events = recorded.crash_points;
+  // Every crash point up to the budget; beyond it, points evenly spaced
+  // over the whole boot (first and last included).
+  std::vector<uint64_t> points;
+  if (events <= args.points) {
+    for (uint64_t p = 1; p <= events; ++p) points.push_back(p);
+  } else {
+    for (uint64_t i = 0; i < args.points; ++i) {
+      points.push_back(1 + (args.points == 1 ? 0 : i * (events - 1) / (args.points - 1)));
+    }
+  }
+  std::vector<ScenarioOptions> runs;
+  for (uint64_t p : points) {
+    for (uint64_t s = 1; s <= args.states; ++s) {
+      ScenarioOptions opts = base;
+      opts.crash_after_events = p;
+      opts.crash_state = s;
+      runs.push_back(opts);
+    }
+  }
+  std::cout << fmt::format(
+      "crash-sweep: scenario {} seed {}: {} crash points in the first boot, {} chosen x {} crash "
+      "states = {} runs\n",
+      args.scenario, args.seed, events, points.size(), args.states, runs.size());
+  const auto failures = run_forked(*info, runs, args.jobs);
+  if (!failures.has_value()) return 2;
+  for (const auto& [i, why] : *failures) {
+    std::cout << fmt::format(
+        "crash point {} state {} FAILED: {}\n  replay: {} --crash-at {} --crash-state {}\n",
+        runs[i].crash_after_events, runs[i].crash_state, why,
+        replay_command(args.scenario, args.seed, args.ops, args.bugs), runs[i].crash_after_events,
+        runs[i].crash_state);
+  }
+  std::cout << fmt::format("{} passed, {} failed\n", runs.size() - failures->size(),
+                           failures->size());
+  return failures->empty() ? 0 : 1;
 }
 
 }  // namespace thinp::tools
