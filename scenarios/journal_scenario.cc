@@ -21,8 +21,11 @@ using pool::MetadataStore;
 using sim::RunOutcome;
 
 constexpr uint64_t kMaxEventsPerBoot = 20'000'000;  // liveness bound, far above any real run
-constexpr uint64_t kMaxBoots = 40;                  // open failures included
-constexpr uint64_t kMaxRecoveryCuts = 2;            // boots cut short inside open()
+// A livelock guard. Every boot that hits an IO fault ends (the store fails)
+// and the run reboots, so fault-heavy plans with a tiny journal (whose
+// reclaims checkpoint often) need many boots to finish their ops.
+constexpr uint64_t kMaxBoots = 200;       // open failures included
+constexpr uint64_t kMaxRecoveryCuts = 2;  // boots cut short inside open()
 
 // Everything one run decides from its seed before the first IO.
 struct JournalPlan {
