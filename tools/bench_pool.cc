@@ -15,6 +15,7 @@
 #include "engine/real/reactor.h"
 #include "engine/real/real_device.h"
 #include "engine/runtime/sync.h"
+#include "tools/json.h"
 
 namespace thinp::tools {
 namespace {
@@ -351,23 +352,6 @@ Result<PoolBenchReport> run_pool_bench(const PoolBenchOptions& options) {
 }
 
 namespace {
-
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char esc[8];
-      std::snprintf(esc, sizeof esc, "\\u%04x", c);
-      out += esc;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
 
 using ull = unsigned long long;
 

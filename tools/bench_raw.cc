@@ -10,6 +10,7 @@
 #include "engine/io/block_device.h"
 #include "engine/real/reactor.h"
 #include "engine/real/real_device.h"
+#include "tools/json.h"
 
 namespace thinp::tools {
 namespace {
@@ -233,26 +234,7 @@ Result<RawBenchReport> run_raw_bench(const RawBenchOptions& options) {
   return make_report(options, *device, state, uring, state.last_completion - start);
 }
 
-namespace {
-
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char esc[8];
-      std::snprintf(esc, sizeof esc, "\\u%04x", c);
-      out += esc;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
-}  // namespace
+namespace {}  // namespace
 
 std::string format_raw_bench(const RawBenchReport& r, bool json) {
   char buf[1024];
