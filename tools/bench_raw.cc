@@ -234,8 +234,6 @@ Result<RawBenchReport> run_raw_bench(const RawBenchOptions& options) {
   return make_report(options, *device, state, uring, state.last_completion - start);
 }
 
-namespace {}  // namespace
-
 std::string format_raw_bench(const RawBenchReport& r, bool json) {
   char buf[1024];
   if (json) {
