@@ -1,9 +1,11 @@
 // PoolImpl: the Pool (pool.h) over a MetadataStore and a data device.
+// pool.cc holds open/close and management, pool_io.cc the IO path.
 #pragma once
 
 #include <deque>
 #include <map>
 #include <memory>
+#include <string>
 
 #include "engine/btree/device_tree.h"
 #include "engine/btree/mapping_tree.h"
@@ -12,6 +14,13 @@
 #include "engine/runtime/sync.h"
 
 namespace thinp::pool {
+
+// "thin 7", for messages.
+inline std::string thin_name(ThinId thin) { return "thin " + std::to_string(thin.value()); }
+
+// Runs unmapped by one transaction (a discard's piece, a large delete's
+// trim); larger thins are deleted in pieces.
+inline constexpr size_t kDiscardRunsPerTxn = 512;
 
 class PoolImpl final : public Pool {
  public:
@@ -85,6 +94,14 @@ class PoolImpl final : public Pool {
   using TreeEdit = std::function<Status(MappingTree&, DeviceDetails&)>;
   Result<Lsn> commit_tree_change(Thin& t, const std::vector<journal::DataRangeAlloc>& adopt,
                                  const TreeEdit& fn, bool durable);
+  // Sets and clears DeviceDetails::flags bits of the thin; durable on return.
+  // Called with the thin's tree lock held.
+  Result<Lsn> change_flags(Thin& t, uint32_t set, uint32_t clear);
+  // Ends a staged transaction: aborts it if `edited` failed, else commits it;
+  // `committed` runs once it is visible, before the wait for it to be durable
+  // (only if `durable`). Every error goes through metadata_error().
+  Result<Lsn> settle(std::unique_ptr<MetadataTxn> txn, const Status& edited, bool durable,
+                     const std::function<void(Lsn)>& committed);
   // A transaction on the device tree only (management); durable on return.
   // `committed` runs once the transaction is visible, before the wait for
   // it to be durable (no other task runs in between).

@@ -124,6 +124,28 @@ void transact(Node& node, uint64_t owner, uint64_t n, bool release,
   ASSERT_TRUE(committed.ok()) << committed.status().to_string();
 }
 
+// Loads both maps from `image`, replays the journal from `tail`, and checks
+// that the result equals `live`.
+void expect_recovers_to(const std::vector<std::byte>& image, const journal::JournalPosition& tail,
+                        Node& live, const std::string& what, uint64_t seed = 99) {
+  Node after(image, seed);
+  auto meta = MetadataSpaceMap::load(kDeviceBlocks, kMetaRegion, image_reader(image));
+  auto data = DataSpaceMap::load(kDataGeometry, image_reader(image));
+  ASSERT_TRUE(meta.ok()) << what << ": " << meta.status().to_string();
+  ASSERT_TRUE(data.ok()) << what << ": " << data.status().to_string();
+  after.meta = std::move(meta).value();
+  after.data = std::move(data).value();
+  SpaceMapVisitor visitor(*after.meta, *after.data);
+  std::optional<Result<journal::RecoveryResult>> recovered;
+  after.run([&] { recovered = journal::recover(after.disk, kRing, after.cache, tail, visitor); });
+  ASSERT_TRUE(recovered.has_value() && recovered->ok()) << what;
+  EXPECT_EQ(testing::extents_of(*after.data), testing::extents_of(*live.data)) << what;
+  EXPECT_EQ(testing::used_of(*after.meta), testing::used_of(*live.meta)) << what;
+  EXPECT_EQ(after.data->count_free(), live.data->count_free()) << what;
+  EXPECT_EQ(after.meta->count_free(), live.meta->count_free()) << what;
+  after.data->check_invariants();
+}
+
 TEST(SpaceMapCheckpoint, JournalCheckpointCrashRecoverGivesTheLiveMaps) {
   Node live(std::vector<std::byte>(kDeviceBlocks * kMetadataBlockBytes), 11);
   format_maps(live);
@@ -147,46 +169,7 @@ TEST(SpaceMapCheckpoint, JournalCheckpointCrashRecoverGivesTheLiveMaps) {
   // Crash: only flushed bytes survive.
   const std::vector<std::byte> image =
       live.disk.durable_bytes(0, kDeviceBlocks * kMetadataBlockBytes);
-  Node after(image, 12);
-  auto meta = MetadataSpaceMap::load(kDeviceBlocks, kMetaRegion, image_reader(image));
-  auto data = DataSpaceMap::load(kDataGeometry, image_reader(image));
-  ASSERT_TRUE(meta.ok()) << meta.status().to_string();
-  ASSERT_TRUE(data.ok()) << data.status().to_string();
-  after.meta = std::move(meta).value();
-  after.data = std::move(data).value();
-  SpaceMapVisitor visitor(*after.meta, *after.data);
-  std::optional<Result<journal::RecoveryResult>> recovered;
-  after.run(
-      [&] { recovered = journal::recover(after.disk, kRing, after.cache, live.tail, visitor); });
-  ASSERT_TRUE(recovered.has_value() && recovered->ok()) << recovered->status().to_string();
-
-  EXPECT_EQ(testing::extents_of(*after.data), testing::extents_of(*live.data));
-  EXPECT_EQ(testing::used_of(*after.meta), testing::used_of(*live.meta));
-  EXPECT_EQ(after.data->count_free(), live.data->count_free());
-  EXPECT_EQ(after.meta->count_free(), live.meta->count_free());
-  after.data->check_invariants();
-}
-
-// Loads both maps from `image`, replays the journal from `tail`, and checks
-// that the result equals `live`.
-void expect_recovers_to(const std::vector<std::byte>& image, const journal::JournalPosition& tail,
-                        Node& live, const std::string& what) {
-  Node after(image, 99);
-  auto meta = MetadataSpaceMap::load(kDeviceBlocks, kMetaRegion, image_reader(image));
-  auto data = DataSpaceMap::load(kDataGeometry, image_reader(image));
-  ASSERT_TRUE(meta.ok()) << what << ": " << meta.status().to_string();
-  ASSERT_TRUE(data.ok()) << what << ": " << data.status().to_string();
-  after.meta = std::move(meta).value();
-  after.data = std::move(data).value();
-  SpaceMapVisitor visitor(*after.meta, *after.data);
-  std::optional<Result<journal::RecoveryResult>> recovered;
-  after.run([&] { recovered = journal::recover(after.disk, kRing, after.cache, tail, visitor); });
-  ASSERT_TRUE(recovered.has_value() && recovered->ok()) << what;
-  EXPECT_EQ(testing::extents_of(*after.data), testing::extents_of(*live.data)) << what;
-  EXPECT_EQ(testing::used_of(*after.meta), testing::used_of(*live.meta)) << what;
-  EXPECT_EQ(after.data->count_free(), live.data->count_free()) << what;
-  EXPECT_EQ(after.meta->count_free(), live.meta->count_free()) << what;
-  after.data->check_invariants();
+  expect_recovers_to(image, live.tail, live, "after a crash", 12);
 }
 
 // A crash tears the page writes of a checkpoint (each written page keeps
